@@ -1,0 +1,1 @@
+//! Criterion benchmarks of the mesh SDK: `cargo bench -p mesh-benches`.

@@ -1,0 +1,10 @@
+//! Sidecar (being filled in).
+use serde::{Deserialize, Serialize};
+/// Sidecar spec.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Sidecar {
+    /// The spec.
+    #[serde(flatten)]
+    pub rest: serde_json::Map<String, serde_json::Value>,
+}

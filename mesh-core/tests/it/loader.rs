@@ -1,0 +1,1 @@
+//! Loader tests: files, folders, multi-document, List, errors with file:line:column.

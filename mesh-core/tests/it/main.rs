@@ -1,0 +1,4 @@
+//! mesh-core's integration tests: one binary, one module per area.
+
+mod loader;
+mod model;

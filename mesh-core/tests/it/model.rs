@@ -1,0 +1,1 @@
+//! Model round trips over the example files in tests/data/model.

@@ -1,0 +1,1 @@
+//! Test support for the mesh SDK: real loopback upstreams and clients for integration tests.
