@@ -10,10 +10,12 @@
 //!   file, line and column in every error;
 //! - [`snapshot`]: all resources of one configuration version;
 //! - [`watch`]: hot reload that publishes new snapshots and keeps the last good one;
+//! - [`watch`]: hot reload that publishes new snapshots and keeps the last good one;
 //! - [`hosts`]: Istio host name resolution (short names, `name.ns`, FQDN, wildcards);
+//! - [`registry`]: services, clusters and endpoints from ServiceEntries and WorkloadEntries;
 //! - [`endpoint`]: endpoints with per-endpoint health that routing reads and resilience writes.
 //!
-//! ```ignore
+//! ```
 //! use mesh_core::loader::Loader;
 //!
 //! let dir = tempfile::tempdir().unwrap();
@@ -30,10 +32,16 @@
 //! let snapshot = Loader::new([dir.path()]).namespace("prod").load().unwrap();
 //! let se = snapshot.service_entries().next().unwrap();
 //! assert_eq!(se.namespace(), "prod");
-//! ```ignore
+//! ```
 
+pub mod endpoint;
+pub mod hosts;
+pub mod loader;
 pub mod model;
+pub mod registry;
 pub mod snapshot;
+pub mod suggest;
+pub mod watch;
 
 pub use snapshot::Snapshot;
 

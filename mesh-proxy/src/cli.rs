@@ -1,0 +1,206 @@
+//! The `mesh-proxy` command line (DESIGN.md contract): `run`, `analyze`, `demo`.
+//!
+//! Every flag also reads an environment variable `MESH_<FLAG>` (`--drain-timeout` →
+//! `MESH_DRAIN_TIMEOUT`).
+#![allow(clippy::print_stdout, reason = "this module is the CLI's output")]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::settings::{LogFormat, ProxySettings};
+
+/// The mesh SDK's reference sidecar: reads Istio YAML, forwards HTTP/1.1 and HTTP/2.
+#[derive(Debug, Parser)]
+#[command(name = "mesh-proxy", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the proxy with Istio YAML from files or folders (watched and hot-reloaded).
+    Run(RunArgs),
+    /// Check Istio YAML like Istio's webhook and analyzers; exit 1 on any error.
+    Analyze(AnalyzeArgs),
+    /// Start sample services and proxies in one process, drive traffic, print a report.
+    Demo(DemoArgs),
+}
+
+/// `mesh-proxy run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Files or folders of Istio YAML (multi-document; `.yaml`, `.yml`, `.json`).
+    #[arg(long, env = "MESH_CONFIG", required = true, num_args = 1.., value_delimiter = ',')]
+    pub config: Vec<PathBuf>,
+    /// The workload's namespace (and the default namespace of resources without one).
+    #[arg(long, env = "MESH_NAMESPACE", default_value = "default")]
+    pub namespace: String,
+    /// The workload's service account.
+    #[arg(long, env = "MESH_SERVICE_ACCOUNT", default_value = "default")]
+    pub service_account: String,
+    /// The workload's labels, `k=v,k=v`.
+    #[arg(long, env = "MESH_LABELS", value_parser = parse_labels, default_value = "")]
+    pub labels: Labels,
+    /// SPIFFE trust domain.
+    #[arg(long, env = "MESH_TRUST_DOMAIN", default_value = "cluster.local")]
+    pub trust_domain: String,
+    /// Istio's root namespace (mesh-wide policies).
+    #[arg(long, env = "MESH_ROOT_NAMESPACE", default_value = "istio-system")]
+    pub root_namespace: String,
+    /// The workload's name.
+    #[arg(long, env = "MESH_WORKLOAD_NAME")]
+    pub workload_name: Option<String>,
+    /// The cluster's name.
+    #[arg(long, env = "MESH_CLUSTER_NAME")]
+    pub cluster_name: Option<String>,
+    /// Outbound listener (point the app's HTTP_PROXY here).
+    #[arg(long, env = "MESH_OUTBOUND", default_value = "127.0.0.1:15001")]
+    pub outbound: SocketAddr,
+    /// Inbound listener (the mesh calls the workload here).
+    #[arg(long, env = "MESH_INBOUND", default_value = "0.0.0.0:15006")]
+    pub inbound: SocketAddr,
+    /// The local app the inbound listener forwards to.
+    #[arg(long, env = "MESH_APP", default_value = "127.0.0.1:8080")]
+    pub app: SocketAddr,
+    /// Admin listener.
+    #[arg(long, env = "MESH_ADMIN", default_value = "127.0.0.1:15000")]
+    pub admin: SocketAddr,
+    /// Log format of the proxy's own logs.
+    #[arg(long, env = "MESH_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Bound on finishing in-flight requests at shutdown (`5s`, `500ms`, `1m`).
+    #[arg(long, env = "MESH_DRAIN_TIMEOUT", default_value = "5s")]
+    pub drain_timeout: mesh_core::model::Duration,
+}
+
+/// Labels given as `k=v,k=v`.
+#[derive(Clone, Debug, Default)]
+pub struct Labels(pub BTreeMap<String, String>);
+
+fn parse_labels(s: &str) -> Result<Labels, String> {
+    let mut labels = BTreeMap::new();
+    for pair in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').ok_or_else(|| format!("label {pair:?} is not k=v"))?;
+        labels.insert(k.trim().to_owned(), v.trim().to_owned());
+    }
+    Ok(Labels(labels))
+}
+
+impl RunArgs {
+    /// The settings these flags stand for.
+    pub fn settings(&self) -> ProxySettings {
+        ProxySettings {
+            config: self.config.clone(),
+            namespace: self.namespace.clone(),
+            service_account: self.service_account.clone(),
+            labels: self.labels.0.clone(),
+            trust_domain: self.trust_domain.clone(),
+            root_namespace: self.root_namespace.clone(),
+            workload_name: self.workload_name.clone(),
+            cluster_name: self.cluster_name.clone(),
+            outbound: self.outbound,
+            inbound: self.inbound,
+            app: self.app,
+            admin: self.admin,
+            drain_timeout: self.drain_timeout.as_std(),
+            log_format: self.log_format,
+        }
+    }
+}
+
+/// `mesh-proxy analyze`.
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    /// Files or folders of Istio YAML.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Namespace of resources that do not name one.
+    #[arg(long, env = "MESH_NAMESPACE", default_value = "default")]
+    pub namespace: String,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
+    pub output: crate::analyze::OutputFormat,
+}
+
+/// `mesh-proxy demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Exit after printing the report instead of serving until Ctrl-C.
+    #[arg(long)]
+    pub exit: bool,
+    /// Requests to send per scenario.
+    #[arg(long, default_value_t = 200)]
+    pub requests: usize,
+}
+
+/// Runs the binary: parses arguments, dispatches, returns the exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Analyze(args) => crate::analyze::run(&args),
+        Command::Run(args) => {
+            let log = crate::logging::init(args.log_format);
+            runtime().block_on(run(args.settings(), log))
+        }
+        Command::Demo(args) => {
+            let log = crate::logging::init(LogFormat::Text);
+            runtime().block_on(crate::demo::run(&args, log))
+        }
+    }
+}
+
+/// A tokio runtime honouring `TOKIO_WORKER_THREADS` (DESIGN.md performance budget).
+fn runtime() -> tokio::runtime::Runtime {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = std::env::var("TOKIO_WORKER_THREADS").ok().and_then(|v| v.parse().ok()) {
+        builder.worker_threads(n);
+    }
+    builder.enable_all().build().expect("a tokio runtime can be built at start-up")
+}
+
+async fn run(settings: ProxySettings, log: Option<crate::logging::LogHandle>) -> ExitCode {
+    let check: mesh_core::watch::Check = Box::new(crate::vshim::check);
+    let proxy = match crate::Proxy::start_with(settings, Some(check), log).await {
+        Ok(p) => p,
+        Err(error) => {
+            eprintln!("mesh-proxy: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tokio::select! {
+        () = shutdown_signal() => {
+            tracing::info!("shutdown signal: draining");
+            proxy.shutdown();
+        }
+        () = proxy.draining() => {}
+    }
+    proxy.wait().await;
+    ExitCode::SUCCESS
+}
+
+/// SIGTERM or SIGINT (Ctrl-C); on non-Unix, Ctrl-C only.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

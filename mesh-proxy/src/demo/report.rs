@@ -1,0 +1,153 @@
+//! The demo's traffic and the report it prints.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::HOST;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tokio::time::Instant;
+
+use super::Demo;
+
+/// What one scenario sent and saw.
+#[derive(Debug, Default)]
+pub struct Scenario {
+    /// What the scenario shows.
+    pub title: String,
+    /// The request, as a person would write it.
+    pub request: String,
+    /// Responses by `x-served-by` (or `proxy` for local replies).
+    pub served_by: BTreeMap<String, usize>,
+    /// Responses by status code.
+    pub statuses: BTreeMap<u16, usize>,
+    /// Latencies, sorted.
+    pub latencies: Vec<Duration>,
+    /// The body of the first local reply, if any.
+    pub local_reply: Option<String>,
+}
+
+impl Scenario {
+    fn percentile(&self, p: f64) -> Duration {
+        if self.latencies.is_empty() {
+            return Duration::ZERO;
+        }
+        let rank = ((p / 100.0) * (self.latencies.len() as f64)).ceil() as usize;
+        self.latencies[rank.clamp(1, self.latencies.len()) - 1]
+    }
+}
+
+/// Everything the demo measured.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// One entry per scenario.
+    pub scenarios: Vec<Scenario>,
+    /// The config version the proxy served.
+    pub config_version: String,
+    /// The proxy's listeners.
+    pub listeners: String,
+}
+
+pub(super) async fn drive(demo: &Demo, n: usize) -> Report {
+    let client: Client<HttpConnector, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let out = demo.proxy.outbound_addr();
+    let inbound = demo.proxy.inbound_addr();
+    let plan: [(&str, std::net::SocketAddr, &str, &str, usize); 5] = [
+        ("Round robin over the two order-service versions", out, "order-service:8080", "/orders", n),
+        ("payment-service: three instances, one answers 503 on every third request", out, "payment-service.production.svc.cluster.local:8080", "/v1/payments", n),
+        ("Unknown host: Envoy's 404 with flag NR", out, "nowhere.example.com", "/", 5),
+        ("inventory-service's only instance is down: 503 with flag UF", out, "inventory-service.production:8080", "/items", 5),
+        ("Inbound: the mesh calls this workload, the proxy forwards to the local app", inbound, "checkout.production.svc.cluster.local:8080", "/cart", n),
+    ];
+    let mut scenarios = Vec::new();
+    for (title, addr, host, path, count) in plan {
+        let mut s = Scenario {
+            title: title.into(),
+            request: format!("GET {path}  Host: {host}  via {addr}"),
+            ..Scenario::default()
+        };
+        for _ in 0..count {
+            let req = Request::get(format!("http://{addr}{path}"))
+                .header(HOST, host)
+                .body(Empty::<Bytes>::new())
+                .expect("a valid request");
+            let started = Instant::now();
+            match client.request(req).await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    let who = resp
+                        .headers()
+                        .get("x-served-by")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("proxy (local reply)")
+                        .to_owned();
+                    let body = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                    s.latencies.push(started.elapsed());
+                    if who.starts_with("proxy") && s.local_reply.is_none() {
+                        s.local_reply = Some(format!("{status} {:?}", String::from_utf8_lossy(&body)));
+                    }
+                    *s.served_by.entry(who).or_default() += 1;
+                    *s.statuses.entry(status.as_u16()).or_default() += 1;
+                }
+                Err(error) => {
+                    *s.served_by.entry(format!("client error: {error}")).or_default() += 1;
+                }
+            }
+        }
+        s.latencies.sort();
+        scenarios.push(s);
+    }
+    Report {
+        scenarios,
+        config_version: demo.proxy.config_version(),
+        listeners: format!(
+            "outbound {}  inbound {}  admin {}",
+            demo.proxy.outbound_addr(),
+            demo.proxy.inbound_addr(),
+            demo.proxy.admin_addr()
+        ),
+    }
+}
+
+impl Report {
+    /// The report as text for a terminal.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "mesh-proxy demo — config {}  ({})", self.config_version, self.listeners);
+        for (i, s) in self.scenarios.iter().enumerate() {
+            let total: usize = s.statuses.values().sum();
+            let _ = writeln!(out, "\n{}. {}", i + 1, s.title);
+            let _ = writeln!(out, "   {}", s.request);
+            for (who, count) in &s.served_by {
+                let pct = if total == 0 { 0.0 } else { 100.0 * *count as f64 / total as f64 };
+                let _ = writeln!(out, "   {who:<28} {count:>5}  {pct:5.1}%");
+            }
+            let codes: Vec<String> = s
+                .statuses
+                .iter()
+                .map(|(c, n)| format!("{} {}×{n}", c, StatusCode::from_u16(*c).ok().and_then(|s| s.canonical_reason()).unwrap_or("")))
+                .collect();
+            let _ = writeln!(out, "   status: {}", codes.join(", "));
+            let _ = writeln!(
+                out,
+                "   latency: p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms",
+                ms(s.percentile(50.0)),
+                ms(s.percentile(90.0)),
+                ms(s.percentile(99.0))
+            );
+            if let Some(reply) = &s.local_reply {
+                let _ = writeln!(out, "   local reply: {reply}");
+            }
+        }
+        out
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}

@@ -1,0 +1,208 @@
+//! Replies the proxy makes itself, shaped like Envoy's (SEMANTICS ERR-1, ERR-2).
+//!
+//! Inner code reports a [`LocalReply`] (a fact: no route, no healthy upstream, connect failure,
+//! …); this module alone turns it into a response: exact Envoy body text, `content-type:
+//! text/plain`, `content-length`, and for gRPC requests a trailers-only gRPC response.
+
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use http::{Response, StatusCode};
+
+use crate::body::ProxyBody;
+
+/// Why a connection to an upstream failed or ended before response headers (Envoy's reset
+/// reasons).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ResetReason {
+    /// Refused, unreachable, TLS handshake failure.
+    ConnectionFailure,
+    /// The connect timeout passed.
+    ConnectTimeout,
+    /// Closed or reset before response headers.
+    ConnectionTermination,
+    /// The upstream reset the stream (HTTP/2).
+    RemoteReset,
+    /// The proxy reset the stream.
+    LocalReset,
+}
+
+impl ResetReason {
+    /// Envoy's text for the reason.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResetReason::ConnectionFailure => "remote connection failure",
+            ResetReason::ConnectTimeout => "connection timeout",
+            ResetReason::ConnectionTermination => "connection termination",
+            ResetReason::RemoteReset => "remote reset",
+            ResetReason::LocalReset => "local reset",
+        }
+    }
+
+    /// Envoy's response flag for the reason.
+    pub fn flag(self) -> &'static str {
+        match self {
+            ResetReason::ConnectionFailure | ResetReason::ConnectTimeout => "UF",
+            ResetReason::ConnectionTermination => "UC",
+            ResetReason::RemoteReset => "UR",
+            ResetReason::LocalReset => "LR",
+        }
+    }
+}
+
+/// A reply the proxy generates (SEMANTICS ERR-2 catalogue).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LocalReply {
+    /// No route / unknown host: 404, empty body, flag `NR`.
+    NoRoute,
+    /// No endpoint to send to: 503 `no healthy upstream`, flag `UH`.
+    NoHealthyUpstream,
+    /// Connect failure or reset before headers: 503, flag by reason.
+    UpstreamReset(ResetReason),
+    /// The upstream's response could not be parsed: 502, flag `UPE`.
+    UpstreamProtocolError,
+    /// The request is malformed: 400 `Bad Request`, flag `DPE`.
+    BadRequest,
+    /// Request headers too large: 431, flag `DPE`.
+    HeadersTooLarge,
+}
+
+impl LocalReply {
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            LocalReply::NoRoute => StatusCode::NOT_FOUND,
+            LocalReply::NoHealthyUpstream | LocalReply::UpstreamReset(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            LocalReply::UpstreamProtocolError => StatusCode::BAD_GATEWAY,
+            LocalReply::BadRequest => StatusCode::BAD_REQUEST,
+            LocalReply::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        }
+    }
+
+    /// The exact body text (no trailing newline).
+    pub fn body(&self) -> String {
+        match self {
+            LocalReply::NoRoute => String::new(),
+            LocalReply::NoHealthyUpstream => "no healthy upstream".into(),
+            LocalReply::UpstreamReset(reason) => format!(
+                "upstream connect error or disconnect/reset before headers. reset reason: {}",
+                reason.as_str()
+            ),
+            LocalReply::UpstreamProtocolError => {
+                "upstream connect error or disconnect/reset before headers. reset reason: protocol error".into()
+            }
+            LocalReply::BadRequest => "Bad Request".into(),
+            LocalReply::HeadersTooLarge => "Request Header Fields Too Large".into(),
+        }
+    }
+
+    /// Envoy's response flag (for access logs and metrics).
+    pub fn flag(&self) -> &'static str {
+        match self {
+            LocalReply::NoRoute => "NR",
+            LocalReply::NoHealthyUpstream => "UH",
+            LocalReply::UpstreamReset(reason) => reason.flag(),
+            LocalReply::UpstreamProtocolError => "UPE",
+            LocalReply::BadRequest | LocalReply::HeadersTooLarge => "DPE",
+        }
+    }
+
+    /// The response, converted to a gRPC trailers-only reply when `grpc` (ERR-1).
+    pub fn into_response(self, grpc: bool) -> Response<ProxyBody> {
+        let status = self.status();
+        let body = self.body();
+        let mut resp = if grpc {
+            let mut r = Response::new(ProxyBody::empty());
+            let h = r.headers_mut();
+            h.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+            h.insert("grpc-status", HeaderValue::from(grpc_status(status)));
+            if let Ok(v) = HeaderValue::from_str(&body) {
+                h.insert("grpc-message", v);
+            }
+            h.insert(CONTENT_LENGTH, HeaderValue::from(0));
+            r
+        } else {
+            let len = body.len();
+            let mut r = Response::new(ProxyBody::local(body));
+            *r.status_mut() = status;
+            if len > 0 {
+                r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+            }
+            r.headers_mut().insert(CONTENT_LENGTH, HeaderValue::from(len));
+            r
+        };
+        resp.extensions_mut().insert(ResponseFlag(self.flag()));
+        resp
+    }
+}
+
+/// The response flag of a local reply, carried as a response extension for logs and metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResponseFlag(pub &'static str);
+
+/// Envoy's HTTP → gRPC status mapping for local replies (SEMANTICS ERR-1).
+pub fn grpc_status(status: StatusCode) -> u16 {
+    match status.as_u16() {
+        400 => 13,
+        401 => 16,
+        403 => 7,
+        404 => 12,
+        429 | 502..=504 => 14,
+        _ => 2,
+    }
+}
+
+/// Whether a request is gRPC (`content-type: application/grpc*`).
+pub fn is_grpc(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/grpc"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    async fn text(r: Response<ProxyBody>) -> String {
+        let b = r.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(b.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn catalogue_bodies_are_exact() {
+        // SEMANTICS ERR-2
+        let r = LocalReply::NoHealthyUpstream.into_response(false);
+        assert_eq!(r.status(), 503);
+        assert_eq!(r.headers()[CONTENT_TYPE], "text/plain");
+        assert_eq!(r.headers()[CONTENT_LENGTH], "19");
+        assert_eq!(text(r).await, "no healthy upstream");
+        let r = LocalReply::UpstreamReset(ResetReason::ConnectionFailure).into_response(false);
+        assert_eq!(
+            text(r).await,
+            "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure"
+        );
+        let r = LocalReply::NoRoute.into_response(false);
+        assert_eq!(r.status(), 404);
+        assert!(r.headers().get(CONTENT_TYPE).is_none());
+        assert_eq!(r.headers()[CONTENT_LENGTH], "0");
+        assert_eq!(r.extensions().get::<ResponseFlag>(), Some(&ResponseFlag("NR")));
+    }
+
+    #[tokio::test]
+    async fn grpc_requests_get_trailers_only_replies() {
+        // SEMANTICS ERR-1
+        let r = LocalReply::NoHealthyUpstream.into_response(true);
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["grpc-status"], "14");
+        assert_eq!(r.headers()["grpc-message"], "no healthy upstream");
+        assert_eq!(r.headers()[CONTENT_TYPE], "application/grpc");
+        assert_eq!(grpc_status(StatusCode::NOT_FOUND), 12);
+        assert_eq!(grpc_status(StatusCode::from_u16(418).unwrap()), 2);
+        assert_eq!(grpc_status(StatusCode::FORBIDDEN), 7);
+        assert_eq!(grpc_status(StatusCode::BAD_REQUEST), 13);
+    }
+}

@@ -1,0 +1,5 @@
+//! The `mesh-proxy` binary: see `mesh-proxy --help`.
+
+fn main() -> std::process::ExitCode {
+    mesh_proxy::cli::main()
+}

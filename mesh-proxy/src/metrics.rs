@@ -1,0 +1,188 @@
+//! The proxy's own metrics (`mesh_` prefix), served by the admin listener in Prometheus text
+//! format. Request-path counters are pre-resolved handles (an atomic add, no label lookup);
+//! values kept elsewhere (reload stats, pool counters) are copied in at scrape time.
+
+use std::sync::atomic::Ordering;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::headers::Direction;
+
+/// `{listener}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListenerLabels {
+    /// `outbound` or `inbound`.
+    pub listener: &'static str,
+}
+
+/// `{result}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    /// `success` or `failure`.
+    pub result: &'static str,
+}
+
+/// `{version}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VersionLabels {
+    /// The config version.
+    pub version: String,
+}
+
+/// `{listener, response_flags}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LocalReplyLabels {
+    /// `outbound` or `inbound`.
+    pub listener: &'static str,
+    /// Envoy's response flag (`NR`, `UH`, `UF`, …).
+    pub response_flags: &'static str,
+}
+
+/// Per-listener request-path handles.
+#[derive(Clone, Debug)]
+pub struct ListenerMetrics {
+    /// Requests received.
+    pub requests: Counter,
+    /// Requests in flight.
+    pub active_requests: Gauge,
+    /// Connections accepted.
+    pub connections: Counter,
+    /// Connections open.
+    pub active_connections: Gauge,
+}
+
+/// Every metric of the proxy.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Outbound listener handles.
+    pub outbound: ListenerMetrics,
+    /// Inbound listener handles.
+    pub inbound: ListenerMetrics,
+    local_replies: Family<LocalReplyLabels, Counter>,
+    reloads: Family<ResultLabels, Counter>,
+    reload_failures: Counter,
+    version: Family<VersionLabels, Gauge>,
+    last_reload: Gauge,
+    upstream_cx: Counter,
+    upstream_cx_fail: Counter,
+    upstream_cx_reused: Counter,
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<ListenerLabels, Counter>::default();
+        let active_requests = Family::<ListenerLabels, Gauge>::default();
+        let connections = Family::<ListenerLabels, Counter>::default();
+        let active_connections = Family::<ListenerLabels, Gauge>::default();
+        registry.register("mesh_downstream_rq", "Requests received by a listener", requests.clone());
+        registry.register("mesh_downstream_rq_active", "Requests in flight on a listener", active_requests.clone());
+        registry.register("mesh_downstream_cx", "Connections accepted by a listener", connections.clone());
+        registry.register("mesh_downstream_cx_active", "Connections open on a listener", active_connections.clone());
+        let handles = |l: &'static str| ListenerMetrics {
+            requests: requests.get_or_create(&ListenerLabels { listener: l }).clone(),
+            active_requests: active_requests.get_or_create(&ListenerLabels { listener: l }).clone(),
+            connections: connections.get_or_create(&ListenerLabels { listener: l }).clone(),
+            active_connections: active_connections
+                .get_or_create(&ListenerLabels { listener: l })
+                .clone(),
+        };
+        let outbound = handles("outbound");
+        let inbound = handles("inbound");
+        let local_replies = Family::<LocalReplyLabels, Counter>::default();
+        registry.register("mesh_local_replies", "Replies the proxy generated itself, by response flag", local_replies.clone());
+        let reloads = Family::<ResultLabels, Counter>::default();
+        registry.register("mesh_config_reloads", "Config loads by result (the first load counts as a success)", reloads.clone());
+        let reload_failures = Counter::default();
+        registry.register("mesh_config_reload_failures", "Config reloads rejected; the last good config kept serving", reload_failures.clone());
+        let version = Family::<VersionLabels, Gauge>::default();
+        registry.register("mesh_config_version_info", "The config version serving now (value 1)", version.clone());
+        let last_reload = Gauge::default();
+        registry.register("mesh_config_last_reload_success_timestamp_seconds", "Unix time of the last successful config load", last_reload.clone());
+        let upstream_cx = Counter::default();
+        registry.register("mesh_upstream_cx", "Upstream connections opened", upstream_cx.clone());
+        let upstream_cx_fail = Counter::default();
+        registry.register("mesh_upstream_cx_connect_fail", "Upstream connect attempts that failed", upstream_cx_fail.clone());
+        let upstream_cx_reused = Counter::default();
+        registry.register("mesh_upstream_rq_reused_cx", "Upstream requests sent on a pooled connection", upstream_cx_reused.clone());
+        Self {
+            registry,
+            outbound,
+            inbound,
+            local_replies,
+            reloads,
+            reload_failures,
+            version,
+            last_reload,
+            upstream_cx,
+            upstream_cx_fail,
+            upstream_cx_reused,
+        }
+    }
+
+    /// The handles of a listener.
+    pub fn listener(&self, direction: Direction) -> &ListenerMetrics {
+        match direction {
+            Direction::Outbound => &self.outbound,
+            Direction::Inbound => &self.inbound,
+        }
+    }
+
+    /// Counts a local reply (rare path: a label lookup is fine here).
+    pub fn local_reply(&self, direction: Direction, flag: &'static str) {
+        self.local_replies
+            .get_or_create(&LocalReplyLabels { listener: direction.as_str(), response_flags: flag })
+            .inc();
+    }
+
+    /// Copies the values kept elsewhere in, then encodes everything as Prometheus text.
+    pub fn render(&self, sources: &ScrapeSources<'_>) -> String {
+        let set = |c: &Counter, v: u64| c.inner().store(v, Ordering::Relaxed);
+        set(&self.reloads.get_or_create(&ResultLabels { result: "success" }), sources.reload_successes);
+        set(&self.reloads.get_or_create(&ResultLabels { result: "failure" }), sources.reload_failures);
+        set(&self.reload_failures, sources.reload_failures);
+        self.version.clear();
+        self.version.get_or_create(&VersionLabels { version: sources.version.to_owned() }).set(1);
+        self.last_reload.set(i64::try_from(sources.last_reload_unix).unwrap_or(i64::MAX));
+        set(&self.upstream_cx, sources.upstream_cx);
+        set(&self.upstream_cx_fail, sources.upstream_cx_fail);
+        set(&self.upstream_cx_reused, sources.upstream_cx_reused);
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode_registry(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        // Prometheus text format (not OpenMetrics): no `# EOF` terminator.
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Values read at scrape time.
+#[derive(Debug, Default)]
+pub struct ScrapeSources<'a> {
+    /// Config version serving.
+    pub version: &'a str,
+    /// Successful loads.
+    pub reload_successes: u64,
+    /// Rejected reloads.
+    pub reload_failures: u64,
+    /// Unix time of the last successful load.
+    pub last_reload_unix: u64,
+    /// Upstream connections opened.
+    pub upstream_cx: u64,
+    /// Upstream connect failures.
+    pub upstream_cx_fail: u64,
+    /// Upstream requests on reused connections.
+    pub upstream_cx_reused: u64,
+}

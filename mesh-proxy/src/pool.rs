@@ -1,0 +1,287 @@
+//! Upstream connections: HTTP/1.1 keep-alive pools and shared HTTP/2 connections per endpoint.
+//!
+//! HTTP/1.1: a connection serves one request at a time; it goes back to its endpoint's idle
+//! list when the response body has been read to the end ([`crate::body::UpstreamBody`]), and a
+//! response body dropped early closes it. A pooled connection the upstream closed meanwhile is
+//! detected when hyper hands the unsent request back, and the request goes out on a fresh
+//! connection, so keep-alive races never fail a request.
+//!
+//! HTTP/2: one multiplexed connection per endpoint, re-opened when it closes.
+//!
+//! The idle lists sit behind a mutex held only to push or pop (never across an await).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use crate::local_reply::{LocalReply, ResetReason};
+
+/// The HTTP version to speak to an upstream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UpstreamVersion {
+    /// HTTP/1.1.
+    Http1,
+    /// HTTP/2 with prior knowledge (h2c).
+    Http2,
+}
+
+/// Pool settings.
+#[derive(Clone, Debug)]
+pub struct PoolSettings {
+    /// Connect timeout (Istio's default `connectTimeout` is 10 s).
+    pub connect_timeout: Duration,
+    /// Idle connections older than this are closed instead of reused.
+    pub idle_timeout: Duration,
+    /// Idle HTTP/1.1 connections kept per endpoint.
+    pub max_idle_per_endpoint: usize,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(90),
+            max_idle_per_endpoint: 256,
+        }
+    }
+}
+
+struct IdleH1 {
+    sender: http1::SendRequest<Incoming>,
+    since: Instant,
+}
+
+#[derive(Default)]
+struct Counters {
+    connections_opened: AtomicU64,
+    connect_failures: AtomicU64,
+    connections_reused: AtomicU64,
+}
+
+struct Inner {
+    settings: PoolSettings,
+    h1: Mutex<HashMap<SocketAddr, Vec<IdleH1>>>,
+    h2: Mutex<HashMap<SocketAddr, http2::SendRequest<Incoming>>>,
+    counters: Counters,
+}
+
+/// Upstream connection pools shared by every request of a proxy.
+#[derive(Clone)]
+pub struct Pool {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool").field("settings", &self.inner.settings).finish_non_exhaustive()
+    }
+}
+
+/// An HTTP/1.1 connection lent to one response; [`Pooled::release`] puts it back.
+pub struct Pooled {
+    inner: Arc<Inner>,
+    addr: SocketAddr,
+    sender: http1::SendRequest<Incoming>,
+}
+
+impl std::fmt::Debug for Pooled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pooled").field("addr", &self.addr).finish_non_exhaustive()
+    }
+}
+
+impl Pooled {
+    /// Returns the connection to its endpoint's idle list (if it is still open).
+    pub fn release(self) {
+        if self.sender.is_closed() {
+            return;
+        }
+        let max = self.inner.settings.max_idle_per_endpoint;
+        let mut h1 = self.inner.h1.lock().unwrap_or_else(|e| e.into_inner());
+        let idle = h1.entry(self.addr).or_default();
+        if idle.len() < max {
+            idle.push(IdleH1 { sender: self.sender, since: Instant::now() });
+        }
+    }
+}
+
+impl Pool {
+    /// A pool with `settings`.
+    pub fn new(settings: PoolSettings) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                settings,
+                h1: Mutex::default(),
+                h2: Mutex::default(),
+                counters: Counters::default(),
+            }),
+        }
+    }
+
+    /// Connections opened so far.
+    pub fn connections_opened(&self) -> u64 {
+        self.inner.counters.connections_opened.load(Ordering::Relaxed)
+    }
+
+    /// Connect attempts that failed.
+    pub fn connect_failures(&self) -> u64 {
+        self.inner.counters.connect_failures.load(Ordering::Relaxed)
+    }
+
+    /// Requests sent on a reused connection.
+    pub fn connections_reused(&self) -> u64 {
+        self.inner.counters.connections_reused.load(Ordering::Relaxed)
+    }
+
+    /// Sends `req` (origin-form URI for HTTP/1.1, absolute for HTTP/2) to `addr`.
+    pub async fn send(
+        &self,
+        addr: SocketAddr,
+        version: UpstreamVersion,
+        req: Request<Incoming>,
+    ) -> Result<(Response<Incoming>, Option<Pooled>), LocalReply> {
+        match version {
+            UpstreamVersion::Http1 => self.send_h1(addr, req).await,
+            UpstreamVersion::Http2 => self.send_h2(addr, req).await.map(|r| (r, None)),
+        }
+    }
+
+    fn checkout_h1(&self, addr: SocketAddr) -> Option<http1::SendRequest<Incoming>> {
+        let mut h1 = self.inner.h1.lock().unwrap_or_else(|e| e.into_inner());
+        let idle = h1.get_mut(&addr)?;
+        let timeout = self.inner.settings.idle_timeout;
+        while let Some(conn) = idle.pop() {
+            if !conn.sender.is_closed() && conn.since.elapsed() < timeout {
+                return Some(conn.sender);
+            }
+        }
+        None
+    }
+
+    async fn send_h1(
+        &self,
+        addr: SocketAddr,
+        mut req: Request<Incoming>,
+    ) -> Result<(Response<Incoming>, Option<Pooled>), LocalReply> {
+        while let Some(mut sender) = self.checkout_h1(addr) {
+            if sender.ready().await.is_err() {
+                continue;
+            }
+            match sender.try_send_request(req).await {
+                Ok(resp) => {
+                    self.inner.counters.connections_reused.fetch_add(1, Ordering::Relaxed);
+                    return Ok((resp, Some(self.pooled(addr, sender))));
+                }
+                Err(mut e) => match e.take_message() {
+                    // Never written: the connection had gone stale. Try the next one.
+                    Some(unsent) => req = unsent,
+                    None => return Err(classify(e.error())),
+                },
+            }
+        }
+        let io = self.connect(addr).await?;
+        let (mut sender, conn) = http1::Builder::new()
+            .handshake(io)
+            .await
+            .map_err(|e| classify(&e))?;
+        tokio::spawn(async move {
+            if let Err(error) = conn.with_upgrades().await {
+                tracing::debug!(%addr, %error, "upstream http/1.1 connection ended");
+            }
+        });
+        let resp = sender.send_request(req).await.map_err(|e| classify(&e))?;
+        Ok((resp, Some(self.pooled(addr, sender))))
+    }
+
+    fn pooled(&self, addr: SocketAddr, sender: http1::SendRequest<Incoming>) -> Pooled {
+        Pooled { inner: Arc::clone(&self.inner), addr, sender }
+    }
+
+    async fn send_h2(
+        &self,
+        addr: SocketAddr,
+        req: Request<Incoming>,
+    ) -> Result<Response<Incoming>, LocalReply> {
+        let existing = {
+            let h2 = self.inner.h2.lock().unwrap_or_else(|e| e.into_inner());
+            h2.get(&addr).filter(|s| !s.is_closed()).cloned()
+        };
+        let mut sender = match existing {
+            Some(s) => s,
+            None => {
+                let io = self.connect(addr).await?;
+                let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+                    .handshake(io)
+                    .await
+                    .map_err(|e| classify(&e))?;
+                tokio::spawn(async move {
+                    if let Err(error) = conn.await {
+                        tracing::debug!(%addr, %error, "upstream http/2 connection ended");
+                    }
+                });
+                self.inner
+                    .h2
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(addr, sender.clone());
+                sender
+            }
+        };
+        sender.ready().await.map_err(|e| classify(&e))?;
+        sender.send_request(req).await.map_err(|e| classify(&e))
+    }
+
+    async fn connect(&self, addr: SocketAddr) -> Result<TokioIo<TcpStream>, LocalReply> {
+        let counters = &self.inner.counters;
+        let connect = TcpStream::connect(addr);
+        let stream = match tokio::time::timeout(self.inner.settings.connect_timeout, connect).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(error)) => {
+                counters.connect_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(%addr, %error, "upstream connect failed");
+                return Err(LocalReply::UpstreamReset(ResetReason::ConnectionFailure));
+            }
+            Err(_) => {
+                counters.connect_failures.fetch_add(1, Ordering::Relaxed);
+                return Err(LocalReply::UpstreamReset(ResetReason::ConnectTimeout));
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        counters.connections_opened.fetch_add(1, Ordering::Relaxed);
+        Ok(TokioIo::new(stream))
+    }
+}
+
+/// Maps a hyper client error before response headers to Envoy's local reply.
+fn classify(error: &hyper::Error) -> LocalReply {
+    tracing::debug!(%error, "upstream request failed");
+    if error.is_parse() || error.is_parse_status() {
+        LocalReply::UpstreamProtocolError
+    } else if is_stream_reset(error) {
+        LocalReply::UpstreamReset(ResetReason::RemoteReset)
+    } else {
+        LocalReply::UpstreamReset(ResetReason::ConnectionTermination)
+    }
+}
+
+/// Whether an HTTP/2 stream was reset by the peer (hyper reports it as an h2 error source).
+fn is_stream_reset(error: &hyper::Error) -> bool {
+    let mut source = std::error::Error::source(error);
+    while let Some(e) = source {
+        let text = e.to_string();
+        if text.contains("stream error received") || text.contains("RST_STREAM") {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
