@@ -75,7 +75,10 @@ impl Endpoint {
     /// `spiffe://TD/ns/NS/sa/SA` (SEMANTICS SE-6).
     pub fn spiffe_id(&self, trust_domain: &str) -> Option<String> {
         let sa = self.service_account.as_deref()?;
-        Some(format!("spiffe://{trust_domain}/ns/{}/sa/{sa}", self.namespace))
+        Some(format!(
+            "spiffe://{trust_domain}/ns/{}/sa/{sa}",
+            self.namespace
+        ))
     }
 }
 
@@ -142,7 +145,10 @@ impl EndpointStats {
     pub fn start_request(self: &Arc<Self>) -> RequestGuard {
         self.rq_active.fetch_add(1, Ordering::Relaxed);
         self.rq_total.fetch_add(1, Ordering::Relaxed);
-        RequestGuard { stats: Arc::clone(self), outcome: None }
+        RequestGuard {
+            stats: Arc::clone(self),
+            outcome: None,
+        }
     }
 
     /// Requests in flight.
@@ -209,7 +215,11 @@ impl EndpointSet {
     /// A set of `endpoints`, all healthy.
     pub fn new(endpoints: Vec<Endpoint>) -> Self {
         let stats = endpoints.iter().map(|_| Arc::default()).collect();
-        Self { endpoints: endpoints.into_boxed_slice(), stats, cursor: AtomicUsize::new(0) }
+        Self {
+            endpoints: endpoints.into_boxed_slice(),
+            stats,
+            cursor: AtomicUsize::new(0),
+        }
     }
 
     /// A new set of `endpoints` that keeps the live state of endpoints already in `self` (same
@@ -225,7 +235,11 @@ impl EndpointSet {
                     .unwrap_or_default()
             })
             .collect();
-        Self { endpoints: endpoints.into_boxed_slice(), stats, cursor: AtomicUsize::new(0) }
+        Self {
+            endpoints: endpoints.into_boxed_slice(),
+            stats,
+            cursor: AtomicUsize::new(0),
+        }
     }
 
     /// The endpoints.
@@ -258,7 +272,10 @@ impl EndpointSet {
 
     /// Number of endpoints currently healthy.
     pub fn healthy_count(&self) -> usize {
-        self.stats.iter().filter(|s| s.health() == Health::Healthy).count()
+        self.stats
+            .iter()
+            .filter(|s| s.health() == Health::Healthy)
+            .count()
     }
 
     /// Round robin over healthy endpoints; when none is healthy, over all of them (Envoy's
@@ -282,7 +299,9 @@ mod tests {
 
     fn set(n: u16) -> EndpointSet {
         EndpointSet::new(
-            (0..n).map(|i| Endpoint::new(SocketAddr::from(([127, 0, 0, 1], 8000 + i)))).collect(),
+            (0..n)
+                .map(|i| Endpoint::new(SocketAddr::from(([127, 0, 0, 1], 8000 + i))))
+                .collect(),
         )
     }
 

@@ -63,7 +63,9 @@ pub fn qualify_with(host: &str, resource_ns: &str, is_namespace: impl Fn(&str) -
 ///            ["reviews.prod.svc.cluster.local", "reviews.prod"]);
 /// ```
 pub fn request_candidates(authority: &str, client_ns: &str) -> Vec<String> {
-    let host = strip_port(authority).trim_end_matches('.').to_ascii_lowercase();
+    let host = strip_port(authority)
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
     if host.is_empty() {
         return Vec::new();
     }
@@ -122,8 +124,26 @@ pub fn is_wildcard(host: &str) -> bool {
 fn is_common_tld(label: &str) -> bool {
     matches!(
         label,
-        "com" | "org" | "net" | "io" | "dev" | "app" | "local" | "internal" | "edu" | "gov"
-            | "co" | "info" | "biz" | "cloud" | "ai" | "us" | "uk" | "de" | "eu" | "localhost"
+        "com"
+            | "org"
+            | "net"
+            | "io"
+            | "dev"
+            | "app"
+            | "local"
+            | "internal"
+            | "edu"
+            | "gov"
+            | "co"
+            | "info"
+            | "biz"
+            | "cloud"
+            | "ai"
+            | "us"
+            | "uk"
+            | "de"
+            | "eu"
+            | "localhost"
     )
 }
 
@@ -141,14 +161,23 @@ mod tests {
     #[test]
     fn name_forms() {
         // SEMANTICS HOST-2
-        assert_eq!(qualify("reviews.prod", "x"), "reviews.prod.svc.cluster.local");
-        assert_eq!(qualify("reviews.prod.svc", "x"), "reviews.prod.svc.cluster.local");
+        assert_eq!(
+            qualify("reviews.prod", "x"),
+            "reviews.prod.svc.cluster.local"
+        );
+        assert_eq!(
+            qualify("reviews.prod.svc", "x"),
+            "reviews.prod.svc.cluster.local"
+        );
         assert_eq!(
             qualify("reviews.prod.svc.cluster.local", "x"),
             "reviews.prod.svc.cluster.local"
         );
         assert_eq!(qualify("api.example.com", "x"), "api.example.com");
-        assert_eq!(qualify("Reviews.PROD", "x"), "reviews.prod.svc.cluster.local");
+        assert_eq!(
+            qualify("Reviews.PROD", "x"),
+            "reviews.prod.svc.cluster.local"
+        );
         assert_eq!(qualify("example.com", "x"), "example.com");
         assert_eq!(qualify("10.0.0.1", "x"), "10.0.0.1");
         assert_eq!(qualify("*.Example.com", "x"), "*.example.com");
@@ -159,9 +188,18 @@ mod tests {
     #[test]
     fn request_aliases_follow_the_client_namespace() {
         // SEMANTICS HOST-3 (pitfall): bare `reviews` from namespace `other` is reviews.other.
-        assert_eq!(request_candidates("reviews", "prod"), ["reviews.prod.svc.cluster.local"]);
-        assert_eq!(request_candidates("reviews", "other"), ["reviews.other.svc.cluster.local"]);
-        assert_eq!(request_candidates("reviews.prod.svc", "other")[0], "reviews.prod.svc.cluster.local");
+        assert_eq!(
+            request_candidates("reviews", "prod"),
+            ["reviews.prod.svc.cluster.local"]
+        );
+        assert_eq!(
+            request_candidates("reviews", "other"),
+            ["reviews.other.svc.cluster.local"]
+        );
+        assert_eq!(
+            request_candidates("reviews.prod.svc", "other")[0],
+            "reviews.prod.svc.cluster.local"
+        );
         assert_eq!(
             request_candidates("reviews.prod.svc.cluster.local:9080", "other"),
             ["reviews.prod.svc.cluster.local"]
@@ -171,7 +209,10 @@ mod tests {
     #[test]
     fn port_in_host_is_ignored_for_lookup() {
         // SEMANTICS HOST-6 (pitfall)
-        assert_eq!(request_candidates("reviews:9080", "p"), request_candidates("reviews", "p"));
+        assert_eq!(
+            request_candidates("reviews:9080", "p"),
+            request_candidates("reviews", "p")
+        );
         assert_eq!(authority_port("reviews:9080"), Some(9080));
         assert_eq!(authority_port("reviews"), None);
         assert_eq!(authority_port("[::1]:80"), Some(80));

@@ -41,6 +41,7 @@ pub mod model;
 pub mod registry;
 pub mod snapshot;
 pub mod suggest;
+pub mod validate;
 pub mod watch;
 
 pub use snapshot::Snapshot;

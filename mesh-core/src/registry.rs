@@ -60,7 +60,9 @@ pub struct Scope {
 impl Scope {
     /// A scope for a proxy in `namespace`.
     pub fn new(namespace: impl Into<String>) -> Self {
-        Self { namespace: namespace.into() }
+        Self {
+            namespace: namespace.into(),
+        }
     }
 }
 
@@ -117,7 +119,10 @@ impl Protocol {
 
     /// Whether requests on this port are HTTP that the proxy routes.
     pub fn is_http(self) -> bool {
-        matches!(self, Protocol::Http | Protocol::Http2 | Protocol::Grpc | Protocol::Unknown)
+        matches!(
+            self,
+            Protocol::Http | Protocol::Http2 | Protocol::Grpc | Protocol::Unknown
+        )
     }
 
     /// Whether the upstream speaks HTTP/2 with prior knowledge.
@@ -135,7 +140,10 @@ enum Source {
     Passthrough,
     /// Resolved by DNS: (name, port, template endpoint) per target; `first_only` for
     /// `DNS_ROUND_ROBIN`.
-    Dns { targets: Vec<(String, u16, Endpoint)>, first_only: bool },
+    Dns {
+        targets: Vec<(String, u16, Endpoint)>,
+        first_only: bool,
+    },
 }
 
 /// One port of one service: the unit of endpoints, pools and (later) breakers.
@@ -194,7 +202,13 @@ impl Cluster {
     /// Resolves the cluster's DNS names once and swaps in the result, keeping the state of
     /// endpoints that stay. Names that fail to resolve are logged and contribute nothing.
     pub async fn refresh_dns(&self) {
-        let Source::Dns { targets, first_only } = &self.source else { return };
+        let Source::Dns {
+            targets,
+            first_only,
+        } = &self.source
+        else {
+            return;
+        };
         let mut endpoints = Vec::new();
         for (name, port, template) in targets {
             match tokio::net::lookup_host((name.as_str(), *port)).await {
@@ -217,7 +231,8 @@ impl Cluster {
         let current = self.endpoints.load();
         if current.endpoints() != endpoints.as_slice() {
             tracing::debug!(cluster = %self.name, endpoints = endpoints.len(), "dns endpoints changed");
-            self.endpoints.store(Arc::new(current.carry_over(endpoints)));
+            self.endpoints
+                .store(Arc::new(current.carry_over(endpoints)));
         }
     }
 }
@@ -281,7 +296,12 @@ impl Registry {
             .collect();
         // The oldest ServiceEntry wins a host (SEMANTICS SE-8); the sort is stable, so entries
         // without a timestamp keep load order.
-        entries.sort_by(|a, b| creation_order(&a.metadata.creation_timestamp, &b.metadata.creation_timestamp));
+        entries.sort_by(|a, b| {
+            creation_order(
+                &a.metadata.creation_timestamp,
+                &b.metadata.creation_timestamp,
+            )
+        });
 
         let mut registry = Registry::default();
         for se in entries {
@@ -307,7 +327,9 @@ impl Registry {
                 }
             }
         }
-        registry.wildcards.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
+        registry
+            .wildcards
+            .sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
         registry
     }
 
@@ -320,7 +342,11 @@ impl Registry {
             return Some(&self.services[i]);
         }
         for candidate in &candidates {
-            if let Some((_, i)) = self.wildcards.iter().find(|(p, _)| host_matches(p, candidate)) {
+            if let Some((_, i)) = self
+                .wildcards
+                .iter()
+                .find(|(p, _)| host_matches(p, candidate))
+            {
                 return Some(&self.services[*i]);
             }
         }
@@ -332,7 +358,12 @@ impl Registry {
     pub fn get(&self, host: &str) -> Option<&Arc<Service>> {
         self.exact
             .get(host)
-            .or_else(|| self.wildcards.iter().find(|(p, _)| p == host).map(|(_, i)| i))
+            .or_else(|| {
+                self.wildcards
+                    .iter()
+                    .find(|(p, _)| p == host)
+                    .map(|(_, i)| i)
+            })
             .map(|&i| &self.services[i])
     }
 
@@ -353,7 +384,9 @@ impl Registry {
             let weak: Weak<Cluster> = Arc::downgrade(cluster);
             tokio::spawn(async move {
                 loop {
-                    let Some(cluster) = weak.upgrade() else { return };
+                    let Some(cluster) = weak.upgrade() else {
+                        return;
+                    };
                     cluster.refresh_dns().await;
                     drop(cluster);
                     tokio::time::sleep(DNS_REFRESH).await;
@@ -376,7 +409,12 @@ fn creation_order(a: &Option<String>, b: &Option<String>) -> std::cmp::Ordering 
 /// The port on `workload` for service port `port` (SEMANTICS SE-4): the workload's port map
 /// wins over `targetPort`, which wins over the service port number.
 pub fn target_port(workload: &WorkloadEntry, port: &ServicePort) -> u32 {
-    workload.ports.get(&port.name).copied().or(port.target_port).unwrap_or(port.number)
+    workload
+        .ports
+        .get(&port.name)
+        .copied()
+        .or(port.target_port)
+        .unwrap_or(port.number)
 }
 
 fn endpoint_template(workload: &WorkloadEntry, namespace: &str) -> Endpoint {
@@ -388,7 +426,11 @@ fn endpoint_template(workload: &WorkloadEntry, namespace: &str) -> Endpoint {
         service_account: Some(workload.service_account.clone()).filter(|s| !s.is_empty()),
         locality: Some(workload.locality.clone()).filter(|s| !s.is_empty()),
         ports: Arc::new(
-            workload.ports.iter().map(|(k, v)| (k.clone(), *v)).collect::<BTreeMap<_, _>>(),
+            workload
+                .ports
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect::<BTreeMap<_, _>>(),
         ),
     }
 }
@@ -407,7 +449,12 @@ fn build_service(
         Some(selector) => workloads
             .iter()
             .filter(|we| we.namespace() == ns)
-            .filter(|we| selector.labels.iter().all(|(k, v)| we.spec.labels.get(k) == Some(v)))
+            .filter(|we| {
+                selector
+                    .labels
+                    .iter()
+                    .all(|(k, v)| we.spec.labels.get(k) == Some(v))
+            })
             .map(|we| (&we.spec, we.namespace()))
             .collect(),
         None => spec.endpoints.iter().map(|e| (e, ns)).collect(),
@@ -474,25 +521,37 @@ fn cluster_endpoints(
             let first_only = spec.resolution == Resolution::DnsRoundRobin;
             let mut targets = Vec::new();
             let mut endpoints = Vec::new();
-            if bodies.is_empty() && !is_wildcard(host) {
-                if let Ok(p) = u16::try_from(port.target_port.unwrap_or(port.number)) {
-                    let template = endpoint_template(&WorkloadEntry::default(), ns);
-                    targets.push((host.to_owned(), p, template));
-                }
+            if bodies.is_empty()
+                && !is_wildcard(host)
+                && let Ok(p) = u16::try_from(port.target_port.unwrap_or(port.number))
+            {
+                let template = endpoint_template(&WorkloadEntry::default(), ns);
+                targets.push((host.to_owned(), p, template));
             }
             for (we, ns) in bodies {
-                let Ok(p) = u16::try_from(target_port(we, port)) else { continue };
+                let Ok(p) = u16::try_from(target_port(we, port)) else {
+                    continue;
+                };
                 let template = endpoint_template(we, ns);
                 // IP literals need no resolver.
                 match we.address.parse::<IpAddr>() {
-                    Ok(ip) => endpoints.push(Endpoint { addr: SocketAddr::new(ip, p), ..template }),
+                    Ok(ip) => endpoints.push(Endpoint {
+                        addr: SocketAddr::new(ip, p),
+                        ..template
+                    }),
                     Err(_) => targets.push((we.address.clone(), p, template)),
                 }
             }
             if targets.is_empty() {
                 (Source::Static, endpoints)
             } else {
-                (Source::Dns { targets, first_only }, endpoints)
+                (
+                    Source::Dns {
+                        targets,
+                        first_only,
+                    },
+                    endpoints,
+                )
             }
         }
     }

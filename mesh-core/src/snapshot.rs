@@ -8,8 +8,8 @@ use std::fmt::Write as _;
 use std::time::SystemTime;
 
 use crate::model::{
-    AnyResource, AuthorizationPolicy, DestinationRule, PeerAuthentication, Resource,
-    ServiceEntry, Sidecar, VirtualService, WorkloadEntry,
+    AnyResource, AuthorizationPolicy, DestinationRule, PeerAuthentication, Resource, ServiceEntry,
+    Sidecar, VirtualService, WorkloadEntry,
 };
 
 /// All resources of one configuration version, in load order (files sorted by path, then
@@ -37,7 +37,11 @@ impl Snapshot {
     /// A snapshot of `resources`, versioned by their content and stamped with the current time.
     pub fn new(resources: Vec<AnyResource>) -> Self {
         let version = content_version(&resources);
-        Self { version, loaded_at: SystemTime::now(), resources }
+        Self {
+            version,
+            loaded_at: SystemTime::now(),
+            resources,
+        }
     }
 
     /// A snapshot with no resources.
@@ -65,10 +69,30 @@ impl Snapshot {
         self.resources.is_empty()
     }
 
-    typed_view!(virtual_services, VirtualService, VirtualService, "The VirtualServices.");
-    typed_view!(destination_rules, DestinationRule, DestinationRule, "The DestinationRules.");
-    typed_view!(service_entries, ServiceEntry, ServiceEntry, "The ServiceEntries.");
-    typed_view!(workload_entries, WorkloadEntry, WorkloadEntry, "The WorkloadEntries.");
+    typed_view!(
+        virtual_services,
+        VirtualService,
+        VirtualService,
+        "The VirtualServices."
+    );
+    typed_view!(
+        destination_rules,
+        DestinationRule,
+        DestinationRule,
+        "The DestinationRules."
+    );
+    typed_view!(
+        service_entries,
+        ServiceEntry,
+        ServiceEntry,
+        "The ServiceEntries."
+    );
+    typed_view!(
+        workload_entries,
+        WorkloadEntry,
+        WorkloadEntry,
+        "The WorkloadEntries."
+    );
     typed_view!(sidecars, Sidecar, Sidecar, "The Sidecars.");
     typed_view!(
         peer_authentications,
@@ -115,6 +139,10 @@ fn content_version(resources: &[AnyResource]) -> String {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::field_reassign_with_default,
+    reason = "built the way users outside the crate must build #[non_exhaustive] types"
+)]
 mod tests {
     use super::*;
     use crate::model::{Kind, ObjectMeta};

@@ -129,23 +129,39 @@ impl ConfigWatch {
                 }
                 Err(error) => tracing::warn!(%error, "config watch error"),
             })
-            .map_err(|source| WatchError::Notify { path: PathBuf::new(), source })?;
+            .map_err(|source| WatchError::Notify {
+                path: PathBuf::new(),
+                source,
+            })?;
         let targets = watch_targets(&paths);
         for (path, mode) in &targets {
             if let Err(source) = watcher.watch(path, *mode) {
                 // A missing path is reported by the loader; only a live path must be watchable.
                 if path.exists() {
-                    return Err(WatchError::Notify { path: path.clone(), source });
+                    return Err(WatchError::Notify {
+                        path: path.clone(),
+                        source,
+                    });
                 }
             }
         }
         let task = tokio::spawn(run(
-            Reloader { loader, check, tx, stats: Arc::clone(&stats) },
+            Reloader {
+                loader,
+                check,
+                tx,
+                stats: Arc::clone(&stats),
+            },
             watcher,
             targets,
             events,
         ));
-        Ok(Self { rx, stats, trigger, task })
+        Ok(Self {
+            rx,
+            stats,
+            trigger,
+            task,
+        })
     }
 
     /// The snapshot serving now.
@@ -179,7 +195,10 @@ fn watch_targets(paths: &[PathBuf]) -> Vec<(PathBuf, RecursiveMode)> {
         }
     };
     for path in paths {
-        let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let parent = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         if path.is_dir() {
             add(path.clone(), RecursiveMode::Recursive);
         }
@@ -226,10 +245,10 @@ impl Reloader {
             Ok(s) => s,
             Err(error) => return self.reject(&error.to_string()),
         };
-        if let Some(check) = &self.check {
-            if let Err(messages) = check(&snapshot) {
-                return self.reject(&messages.join("\n"));
-            }
+        if let Some(check) = &self.check
+            && let Err(messages) = check(&snapshot)
+        {
+            return self.reject(&messages.join("\n"));
         }
         self.stats.record_success();
         let current = self.tx.borrow().version().to_owned();

@@ -27,13 +27,17 @@ use crate::proxy::Shared;
 pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener) {
     let builder = auto::Builder::new(TokioExecutor::new());
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let shared = Arc::clone(&shared);
         let service = service_fn(move |req| {
             let shared = Arc::clone(&shared);
             async move { Ok::<_, Infallible>(route(&shared, req)) }
         });
-        let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+        let conn = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
         tokio::spawn(async move {
             let _ = conn.await;
         });
@@ -43,14 +47,18 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener) {
 fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
-    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     r
 }
 
 fn json_response(value: &Value) -> Response<Full<Bytes>> {
     let body = serde_json::to_vec_pretty(value).unwrap_or_default();
     let mut r = Response::new(Full::new(Bytes::from(body)));
-    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
 }
 
@@ -89,9 +97,10 @@ fn route(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>> {
             shared.start_drain();
             text(StatusCode::OK, "OK\n")
         }
-        (_, "/live" | "/ready" | "/stats/prometheus" | "/metrics" | "/config_dump" | "/clusters") => {
-            text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n")
-        }
+        (
+            _,
+            "/live" | "/ready" | "/stats/prometheus" | "/metrics" | "/config_dump" | "/clusters",
+        ) => text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n"),
         (_, "/logging" | "/quitquitquit") => text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n"),
         _ => text(
             StatusCode::NOT_FOUND,
@@ -102,17 +111,26 @@ fn route(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>> {
 
 fn logging(shared: &Shared, query: &str) -> Response<Full<Bytes>> {
     let Some(handle) = &shared.log else {
-        return text(StatusCode::SERVICE_UNAVAILABLE, "logging is not managed by this process\n");
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "logging is not managed by this process\n",
+        );
     };
     let level = query.split('&').find_map(|kv| kv.strip_prefix("level="));
     match level {
-        None => text(StatusCode::OK, format!("current level: {}\n", handle.current())),
+        None => text(
+            StatusCode::OK,
+            format!("current level: {}\n", handle.current()),
+        ),
         Some(level) => match handle.set(level) {
             Ok(now) => {
                 tracing::info!(level = %now, "log level changed");
                 text(StatusCode::OK, format!("level set to {now}\n"))
             }
-            Err(e) => text(StatusCode::BAD_REQUEST, format!("invalid level {level:?}: {e}\n")),
+            Err(e) => text(
+                StatusCode::BAD_REQUEST,
+                format!("invalid level {level:?}: {e}\n"),
+            ),
         },
     }
 }
@@ -159,9 +177,15 @@ fn config_dump(shared: &Shared) -> Value {
 /// Every cluster with its endpoint set: the outbound ones of the registry and the inbound app.
 fn all_clusters(shared: &Shared) -> Vec<(String, Arc<EndpointSet>)> {
     let state = shared.state.load();
-    let mut out: Vec<(String, Arc<EndpointSet>)> =
-        state.registry.clusters().map(|c| (c.name().to_owned(), c.endpoints())).collect();
-    out.push((format!("inbound|{}||", shared.settings.app.port()), Arc::clone(&shared.inbound_cluster)));
+    let mut out: Vec<(String, Arc<EndpointSet>)> = state
+        .registry
+        .clusters()
+        .map(|c| (c.name().to_owned(), c.endpoints()))
+        .collect();
+    out.push((
+        format!("inbound|{}||", shared.settings.app.port()),
+        Arc::clone(&shared.inbound_cluster),
+    ));
     out
 }
 
@@ -173,8 +197,11 @@ fn clusters_text(shared: &Shared) -> String {
             let p = format!("{name}::{}", e.addr);
             let locality = e.locality.as_deref().unwrap_or("");
             let mut parts = locality.splitn(3, '/');
-            let (region, zone, sub_zone) =
-                (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+            let (region, zone, sub_zone) = (
+                parts.next().unwrap_or(""),
+                parts.next().unwrap_or(""),
+                parts.next().unwrap_or(""),
+            );
             let _ = writeln!(out, "{p}::rq_active::{}", s.rq_active());
             let _ = writeln!(out, "{p}::rq_error::{}", s.rq_error());
             let _ = writeln!(out, "{p}::rq_success::{}", s.rq_success());

@@ -8,7 +8,7 @@
 use std::process::ExitCode;
 
 use mesh_core::loader::Loader;
-use crate::vshim::{self as validate, Finding, Severity};
+use mesh_core::validate::{self, Analyzer, Finding, Severity};
 
 use crate::cli::AnalyzeArgs;
 
@@ -24,8 +24,13 @@ pub enum OutputFormat {
 
 /// The findings for `paths`: load errors if the files do not load, else validation findings.
 pub fn findings(args: &AnalyzeArgs) -> Vec<Finding> {
-    match Loader::new(&args.paths).namespace(args.namespace.clone()).load() {
-        Ok(snapshot) => validate::analyze(&snapshot),
+    match Loader::new(&args.paths)
+        .namespace(args.namespace.clone())
+        .load()
+    {
+        Ok(snapshot) => Analyzer::new()
+            .namespace(args.namespace.clone())
+            .analyze(&snapshot),
         Err(error) => validate::findings_from_load_error(&error),
     }
 }

@@ -49,10 +49,10 @@ impl Body for UpstreamBody {
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let mut this = self.project();
         let res = this.inner.as_mut().poll_frame(cx);
-        if matches!(res, Poll::Ready(None)) || (matches!(res, Poll::Ready(Some(Ok(_)))) && this.inner.is_end_stream()) {
-            if let Some(p) = this.pooled.take() {
-                p.release();
-            }
+        let ended = matches!(res, Poll::Ready(None))
+            || (matches!(res, Poll::Ready(Some(Ok(_)))) && this.inner.is_end_stream());
+        if ended && let Some(p) = this.pooled.take() {
+            p.release();
         }
         res
     }
@@ -88,18 +88,26 @@ impl ProxyBody {
     /// A body of fixed bytes.
     pub fn local(data: impl Into<Bytes>) -> Self {
         let data: Bytes = data.into();
-        Self { kind: Kind::Local { data: Some(data).filter(|d| !d.is_empty()) } }
+        Self {
+            kind: Kind::Local {
+                data: Some(data).filter(|d| !d.is_empty()),
+            },
+        }
     }
 
     /// An empty body.
     pub fn empty() -> Self {
-        Self { kind: Kind::Local { data: None } }
+        Self {
+            kind: Kind::Local { data: None },
+        }
     }
 }
 
 impl From<UpstreamBody> for ProxyBody {
     fn from(body: UpstreamBody) -> Self {
-        Self { kind: Kind::Upstream { body } }
+        Self {
+            kind: Kind::Upstream { body },
+        }
     }
 }
 
@@ -127,7 +135,9 @@ impl Body for ProxyBody {
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
             Kind::Upstream { body } => body.size_hint(),
-            Kind::Local { data } => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
+            Kind::Local { data } => {
+                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
+            }
         }
     }
 }

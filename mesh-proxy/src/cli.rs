@@ -26,7 +26,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the proxy with Istio YAML from files or folders (watched and hot-reloaded).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Check Istio YAML like Istio's webhook and analyzers; exit 1 on any error.
     Analyze(AnalyzeArgs),
     /// Start sample services and proxies in one process, drive traffic, print a report.
@@ -87,7 +87,9 @@ pub struct Labels(pub BTreeMap<String, String>);
 fn parse_labels(s: &str) -> Result<Labels, String> {
     let mut labels = BTreeMap::new();
     for pair in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').ok_or_else(|| format!("label {pair:?} is not k=v"))?;
+        let (k, v) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("label {pair:?} is not k=v"))?;
         labels.insert(k.trim().to_owned(), v.trim().to_owned());
     }
     Ok(Labels(labels))
@@ -159,14 +161,20 @@ pub fn main() -> ExitCode {
 /// A tokio runtime honouring `TOKIO_WORKER_THREADS` (DESIGN.md performance budget).
 fn runtime() -> tokio::runtime::Runtime {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = std::env::var("TOKIO_WORKER_THREADS").ok().and_then(|v| v.parse().ok()) {
+    if let Some(n) = std::env::var("TOKIO_WORKER_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
         builder.worker_threads(n);
     }
-    builder.enable_all().build().expect("a tokio runtime can be built at start-up")
+    builder
+        .enable_all()
+        .build()
+        .expect("a tokio runtime can be built at start-up")
 }
 
 async fn run(settings: ProxySettings, log: Option<crate::logging::LogHandle>) -> ExitCode {
-    let check: mesh_core::watch::Check = Box::new(crate::vshim::check);
+    let check: mesh_core::watch::Check = Box::new(mesh_core::validate::check);
     let proxy = match crate::Proxy::start_with(settings, Some(check), log).await {
         Ok(p) => p,
         Err(error) => {

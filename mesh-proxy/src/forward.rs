@@ -45,11 +45,16 @@ pub(crate) async fn handle(
         Ok(resp) => resp,
         Err(reply) => {
             shared.metrics.local_reply(direction, reply.flag());
-            tracing::debug!(listener = direction.as_str(), flag = reply.flag(), "local reply");
+            tracing::debug!(
+                listener = direction.as_str(),
+                flag = reply.flag(),
+                "local reply"
+            );
             reply.into_response(grpc)
         }
     };
-    resp.headers_mut().insert(http::header::SERVER, direction.server_header());
+    resp.headers_mut()
+        .insert(http::header::SERVER, direction.server_header());
     Ok(resp)
 }
 
@@ -72,12 +77,19 @@ pub(crate) fn destination<B>(req: &Request<B>) -> Result<Destination, LocalReply
     if authority.host().is_empty() {
         return Err(LocalReply::BadRequest);
     }
-    let default_port = if req.uri().scheme() == Some(&Scheme::HTTPS) { 443 } else { 80 };
+    let default_port = if req.uri().scheme() == Some(&Scheme::HTTPS) {
+        443
+    } else {
+        80
+    };
     let port = authority.port_u16().unwrap_or(default_port);
     Ok(Destination { authority, port })
 }
 
-async fn outbound(shared: &Shared, req: Request<Incoming>) -> Result<Response<ProxyBody>, LocalReply> {
+async fn outbound(
+    shared: &Shared,
+    req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, LocalReply> {
     let dest = destination(&req)?;
     // One load of the state per request: the request keeps this config version to its end
     // (SEMANTICS RELOAD-1).
@@ -86,23 +98,51 @@ async fn outbound(shared: &Shared, req: Request<Incoming>) -> Result<Response<Pr
         .registry
         .lookup(dest.authority.as_str(), &shared.settings.namespace)
         .ok_or(LocalReply::NoRoute)?;
-    let cluster = service.cluster(u32::from(dest.port)).ok_or(LocalReply::NoRoute)?;
+    let cluster = service
+        .cluster(u32::from(dest.port))
+        .ok_or(LocalReply::NoRoute)?;
     let version = upstream_version(cluster.protocol(), req.version());
     if cluster.is_passthrough() {
         let addr = resolve_passthrough(&dest).await?;
-        return forward(shared, Direction::Outbound, req, addr, version, &dest.authority, None).await;
+        return forward(
+            shared,
+            Direction::Outbound,
+            req,
+            addr,
+            version,
+            &dest.authority,
+            None,
+        )
+        .await;
     }
     let endpoints = cluster.endpoints();
-    let index = endpoints.pick_round_robin().ok_or(LocalReply::NoHealthyUpstream)?;
+    let index = endpoints
+        .pick_round_robin()
+        .ok_or(LocalReply::NoHealthyUpstream)?;
     let addr = endpoints.endpoint(index).addr;
-    forward(shared, Direction::Outbound, req, addr, version, &dest.authority, Some((&endpoints, index)))
-        .await
+    forward(
+        shared,
+        Direction::Outbound,
+        req,
+        addr,
+        version,
+        &dest.authority,
+        Some((&endpoints, index)),
+    )
+    .await
 }
 
-async fn inbound(shared: &Shared, req: Request<Incoming>) -> Result<Response<ProxyBody>, LocalReply> {
+async fn inbound(
+    shared: &Shared,
+    req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, LocalReply> {
     let authority = match req.uri().authority() {
         Some(a) => a.clone(),
-        None => match req.headers().get(HOST).map(|h| Authority::try_from(h.as_bytes())) {
+        None => match req
+            .headers()
+            .get(HOST)
+            .map(|h| Authority::try_from(h.as_bytes()))
+        {
             Some(Ok(a)) => a,
             Some(Err(_)) => return Err(LocalReply::BadRequest),
             None => Authority::try_from(shared.settings.app.to_string().as_str())
@@ -111,8 +151,16 @@ async fn inbound(shared: &Shared, req: Request<Incoming>) -> Result<Response<Pro
     };
     let version = upstream_version(Protocol::Unknown, req.version());
     let app = Arc::clone(&shared.inbound_cluster);
-    forward(shared, Direction::Inbound, req, shared.settings.app, version, &authority, Some((&app, 0)))
-        .await
+    forward(
+        shared,
+        Direction::Inbound,
+        req,
+        shared.settings.app,
+        version,
+        &authority,
+        Some((&app, 0)),
+    )
+    .await
 }
 
 /// HTTP/2 to the upstream for HTTP2/GRPC ports, HTTP/1.1 for HTTP ports, and the client's own
@@ -151,7 +199,11 @@ async fn forward(
     let (mut parts, body) = req.into_parts();
     let h2 = version == UpstreamVersion::Http2;
     prepare_request(&mut parts.headers, direction, h2);
-    let path = parts.uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
+    let path = parts
+        .uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
     if h2 {
         parts.version = Version::HTTP_2;
         parts.headers.remove(HOST);
@@ -169,7 +221,10 @@ async fn forward(
     }
     let mut guard = endpoint.map(|(set, i)| set.stats(i).start_request());
     let started = Instant::now();
-    let (resp, pooled) = shared.pool.send(addr, version, Request::from_parts(parts, body)).await?;
+    let (resp, pooled) = shared
+        .pool
+        .send(addr, version, Request::from_parts(parts, body))
+        .await?;
     let service_time = started.elapsed().as_millis();
     if let Some(g) = guard.as_mut() {
         g.record(!resp.status().is_server_error());
@@ -177,7 +232,10 @@ async fn forward(
     drop(guard);
     let (mut parts, body) = resp.into_parts();
     prepare_response(&mut parts.headers, direction, Some(service_time));
-    Ok(Response::from_parts(parts, UpstreamBody::new(body, pooled).into()))
+    Ok(Response::from_parts(
+        parts,
+        UpstreamBody::new(body, pooled).into(),
+    ))
 }
 
 #[cfg(test)]
@@ -209,14 +267,29 @@ mod tests {
         let d = destination(&req("/x", Some("reviews:9080"))).unwrap();
         assert_eq!(d.port, 9080);
         assert_eq!(destination(&req("/x", None)), Err(LocalReply::BadRequest));
-        assert_eq!(destination(&req("/x", Some("bad host"))), Err(LocalReply::BadRequest));
+        assert_eq!(
+            destination(&req("/x", Some("bad host"))),
+            Err(LocalReply::BadRequest)
+        );
     }
 
     #[test]
     fn upstream_protocol_follows_the_port() {
-        assert_eq!(upstream_version(Protocol::Grpc, Version::HTTP_11), UpstreamVersion::Http2);
-        assert_eq!(upstream_version(Protocol::Http, Version::HTTP_2), UpstreamVersion::Http1);
-        assert_eq!(upstream_version(Protocol::Unknown, Version::HTTP_2), UpstreamVersion::Http2);
-        assert_eq!(upstream_version(Protocol::Unknown, Version::HTTP_11), UpstreamVersion::Http1);
+        assert_eq!(
+            upstream_version(Protocol::Grpc, Version::HTTP_11),
+            UpstreamVersion::Http2
+        );
+        assert_eq!(
+            upstream_version(Protocol::Http, Version::HTTP_2),
+            UpstreamVersion::Http1
+        );
+        assert_eq!(
+            upstream_version(Protocol::Unknown, Version::HTTP_2),
+            UpstreamVersion::Http2
+        );
+        assert_eq!(
+            upstream_version(Protocol::Unknown, Version::HTTP_11),
+            UpstreamVersion::Http1
+        );
     }
 }

@@ -64,7 +64,9 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) {
     headers.remove("proxy-connection");
     headers.remove(TRANSFER_ENCODING);
     headers.remove(UPGRADE);
-    let te_trailers = headers.get(TE).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
+    let te_trailers = headers
+        .get(TE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
     if !(keep_te_trailers && te_trailers) {
         headers.remove(TE);
     }
@@ -104,11 +106,18 @@ pub fn prepare_request(headers: &mut HeaderMap, direction: Direction, upstream_h
 }
 
 /// Response headers on the way back (HDR-1, HDR-6, HDR-9).
-pub fn prepare_response(headers: &mut HeaderMap, direction: Direction, service_time_ms: Option<u128>) {
+pub fn prepare_response(
+    headers: &mut HeaderMap,
+    direction: Direction,
+    service_time_ms: Option<u128>,
+) {
     remove_hop_by_hop(headers, false);
     headers.insert(http::header::SERVER, direction.server_header());
     if let Some(ms) = service_time_ms {
-        headers.insert(X_ENVOY_UPSTREAM_SERVICE_TIME.clone(), HeaderValue::from(ms as u64));
+        headers.insert(
+            X_ENVOY_UPSTREAM_SERVICE_TIME.clone(),
+            HeaderValue::from(ms as u64),
+        );
     }
 }
 
@@ -118,7 +127,10 @@ thread_local! {
 
 /// A random per-thread seed from std's randomly keyed hasher (no extra dependency).
 fn seed() -> u64 {
-    std::collections::hash_map::RandomState::new().build_hasher().finish() | 1
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+        | 1
 }
 
 /// SplitMix64: fast, and good enough for identifiers that only need to be unique.
@@ -150,7 +162,8 @@ pub fn new_request_id() -> HeaderValue {
         buf[j] = hex[nibble];
         j += 1;
     }
-    HeaderValue::from_bytes(&buf).unwrap_or_else(|_| HeaderValue::from_static("00000000-0000-4000-8000-000000000000"))
+    HeaderValue::from_bytes(&buf)
+        .unwrap_or_else(|_| HeaderValue::from_static("00000000-0000-4000-8000-000000000000"))
 }
 
 #[cfg(test)]
@@ -223,7 +236,10 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(XFCC.clone(), "By=x".parse().unwrap());
         h.insert("x-envoy-retry-on", "5xx".parse().unwrap());
-        h.insert(http::header::PROXY_AUTHORIZATION, "Basic x".parse().unwrap());
+        h.insert(
+            http::header::PROXY_AUTHORIZATION,
+            "Basic x".parse().unwrap(),
+        );
         prepare_request(&mut h, Direction::Outbound, false);
         assert!(h.get(&XFCC).is_none());
         assert!(h.get(http::header::PROXY_AUTHORIZATION).is_none());

@@ -35,4 +35,3 @@ pub mod settings;
 
 pub use proxy::{Proxy, RunningProxy, StartError};
 pub use settings::{LogFormat, ProxySettings};
-mod vshim;

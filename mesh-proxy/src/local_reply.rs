@@ -128,9 +128,11 @@ impl LocalReply {
             let mut r = Response::new(ProxyBody::local(body));
             *r.status_mut() = status;
             if len > 0 {
-                r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+                r.headers_mut()
+                    .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
             }
-            r.headers_mut().insert(CONTENT_LENGTH, HeaderValue::from(len));
+            r.headers_mut()
+                .insert(CONTENT_LENGTH, HeaderValue::from(len));
             r
         };
         resp.extensions_mut().insert(ResponseFlag(self.flag()));
@@ -189,7 +191,10 @@ mod tests {
         assert_eq!(r.status(), 404);
         assert!(r.headers().get(CONTENT_TYPE).is_none());
         assert_eq!(r.headers()[CONTENT_LENGTH], "0");
-        assert_eq!(r.extensions().get::<ResponseFlag>(), Some(&ResponseFlag("NR")));
+        assert_eq!(
+            r.extensions().get::<ResponseFlag>(),
+            Some(&ResponseFlag("NR"))
+        );
     }
 
     #[tokio::test]

@@ -25,28 +25,42 @@ impl LogHandle {
     pub fn set(&self, directives: &str) -> Result<String, String> {
         let filter = EnvFilter::try_new(directives).map_err(|e| e.to_string())?;
         let text = filter.to_string();
-        self.handle.modify(|f| *f = filter).map_err(|e| e.to_string())?;
+        self.handle
+            .modify(|f| *f = filter)
+            .map_err(|e| e.to_string())?;
         Ok(text)
     }
 
     /// The current filter.
     pub fn current(&self) -> String {
-        self.handle.with_current(|f| f.to_string()).unwrap_or_default()
+        self.handle
+            .with_current(|f| f.to_string())
+            .unwrap_or_default()
     }
 }
 
 /// Installs the global subscriber; `None` if one was already installed.
 pub fn init(format: LogFormat) -> Option<LogHandle> {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,notify=error"));
     let (filter, handle) = reload::Layer::new(filter);
     let registry = tracing_subscriber::registry().with(filter);
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let result = match format {
         LogFormat::Text => registry
-            .with(tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(ansi)
+                    .with_writer(std::io::stderr),
+            )
             .try_init(),
         LogFormat::Json => registry
-            .with(tracing_subscriber::fmt::layer().json().flatten_event(true).with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_writer(std::io::stderr),
+            )
             .try_init(),
     };
     result.ok().map(|()| LogHandle { handle })

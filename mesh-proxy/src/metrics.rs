@@ -81,14 +81,36 @@ impl Metrics {
         let active_requests = Family::<ListenerLabels, Gauge>::default();
         let connections = Family::<ListenerLabels, Counter>::default();
         let active_connections = Family::<ListenerLabels, Gauge>::default();
-        registry.register("mesh_downstream_rq", "Requests received by a listener", requests.clone());
-        registry.register("mesh_downstream_rq_active", "Requests in flight on a listener", active_requests.clone());
-        registry.register("mesh_downstream_cx", "Connections accepted by a listener", connections.clone());
-        registry.register("mesh_downstream_cx_active", "Connections open on a listener", active_connections.clone());
+        registry.register(
+            "mesh_downstream_rq",
+            "Requests received by a listener",
+            requests.clone(),
+        );
+        registry.register(
+            "mesh_downstream_rq_active",
+            "Requests in flight on a listener",
+            active_requests.clone(),
+        );
+        registry.register(
+            "mesh_downstream_cx",
+            "Connections accepted by a listener",
+            connections.clone(),
+        );
+        registry.register(
+            "mesh_downstream_cx_active",
+            "Connections open on a listener",
+            active_connections.clone(),
+        );
         let handles = |l: &'static str| ListenerMetrics {
-            requests: requests.get_or_create(&ListenerLabels { listener: l }).clone(),
-            active_requests: active_requests.get_or_create(&ListenerLabels { listener: l }).clone(),
-            connections: connections.get_or_create(&ListenerLabels { listener: l }).clone(),
+            requests: requests
+                .get_or_create(&ListenerLabels { listener: l })
+                .clone(),
+            active_requests: active_requests
+                .get_or_create(&ListenerLabels { listener: l })
+                .clone(),
+            connections: connections
+                .get_or_create(&ListenerLabels { listener: l })
+                .clone(),
             active_connections: active_connections
                 .get_or_create(&ListenerLabels { listener: l })
                 .clone(),
@@ -96,21 +118,53 @@ impl Metrics {
         let outbound = handles("outbound");
         let inbound = handles("inbound");
         let local_replies = Family::<LocalReplyLabels, Counter>::default();
-        registry.register("mesh_local_replies", "Replies the proxy generated itself, by response flag", local_replies.clone());
+        registry.register(
+            "mesh_local_replies",
+            "Replies the proxy generated itself, by response flag",
+            local_replies.clone(),
+        );
         let reloads = Family::<ResultLabels, Counter>::default();
-        registry.register("mesh_config_reloads", "Config loads by result (the first load counts as a success)", reloads.clone());
+        registry.register(
+            "mesh_config_reloads",
+            "Config loads by result (the first load counts as a success)",
+            reloads.clone(),
+        );
         let reload_failures = Counter::default();
-        registry.register("mesh_config_reload_failures", "Config reloads rejected; the last good config kept serving", reload_failures.clone());
+        registry.register(
+            "mesh_config_reload_failures",
+            "Config reloads rejected; the last good config kept serving",
+            reload_failures.clone(),
+        );
         let version = Family::<VersionLabels, Gauge>::default();
-        registry.register("mesh_config_version_info", "The config version serving now (value 1)", version.clone());
+        registry.register(
+            "mesh_config_version_info",
+            "The config version serving now (value 1)",
+            version.clone(),
+        );
         let last_reload = Gauge::default();
-        registry.register("mesh_config_last_reload_success_timestamp_seconds", "Unix time of the last successful config load", last_reload.clone());
+        registry.register(
+            "mesh_config_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful config load",
+            last_reload.clone(),
+        );
         let upstream_cx = Counter::default();
-        registry.register("mesh_upstream_cx", "Upstream connections opened", upstream_cx.clone());
+        registry.register(
+            "mesh_upstream_cx",
+            "Upstream connections opened",
+            upstream_cx.clone(),
+        );
         let upstream_cx_fail = Counter::default();
-        registry.register("mesh_upstream_cx_connect_fail", "Upstream connect attempts that failed", upstream_cx_fail.clone());
+        registry.register(
+            "mesh_upstream_cx_connect_fail",
+            "Upstream connect attempts that failed",
+            upstream_cx_fail.clone(),
+        );
         let upstream_cx_reused = Counter::default();
-        registry.register("mesh_upstream_rq_reused_cx", "Upstream requests sent on a pooled connection", upstream_cx_reused.clone());
+        registry.register(
+            "mesh_upstream_rq_reused_cx",
+            "Upstream requests sent on a pooled connection",
+            upstream_cx_reused.clone(),
+        );
         Self {
             registry,
             outbound,
@@ -137,19 +191,37 @@ impl Metrics {
     /// Counts a local reply (rare path: a label lookup is fine here).
     pub fn local_reply(&self, direction: Direction, flag: &'static str) {
         self.local_replies
-            .get_or_create(&LocalReplyLabels { listener: direction.as_str(), response_flags: flag })
+            .get_or_create(&LocalReplyLabels {
+                listener: direction.as_str(),
+                response_flags: flag,
+            })
             .inc();
     }
 
     /// Copies the values kept elsewhere in, then encodes everything as Prometheus text.
     pub fn render(&self, sources: &ScrapeSources<'_>) -> String {
         let set = |c: &Counter, v: u64| c.inner().store(v, Ordering::Relaxed);
-        set(&self.reloads.get_or_create(&ResultLabels { result: "success" }), sources.reload_successes);
-        set(&self.reloads.get_or_create(&ResultLabels { result: "failure" }), sources.reload_failures);
+        set(
+            &self
+                .reloads
+                .get_or_create(&ResultLabels { result: "success" }),
+            sources.reload_successes,
+        );
+        set(
+            &self
+                .reloads
+                .get_or_create(&ResultLabels { result: "failure" }),
+            sources.reload_failures,
+        );
         set(&self.reload_failures, sources.reload_failures);
         self.version.clear();
-        self.version.get_or_create(&VersionLabels { version: sources.version.to_owned() }).set(1);
-        self.last_reload.set(i64::try_from(sources.last_reload_unix).unwrap_or(i64::MAX));
+        self.version
+            .get_or_create(&VersionLabels {
+                version: sources.version.to_owned(),
+            })
+            .set(1);
+        self.last_reload
+            .set(i64::try_from(sources.last_reload_unix).unwrap_or(i64::MAX));
         set(&self.upstream_cx, sources.upstream_cx);
         set(&self.upstream_cx_fail, sources.upstream_cx_fail);
         set(&self.upstream_cx_reused, sources.upstream_cx_reused);

@@ -82,7 +82,9 @@ pub struct Pool {
 
 impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pool").field("settings", &self.inner.settings).finish_non_exhaustive()
+        f.debug_struct("Pool")
+            .field("settings", &self.inner.settings)
+            .finish_non_exhaustive()
     }
 }
 
@@ -95,7 +97,9 @@ pub struct Pooled {
 
 impl std::fmt::Debug for Pooled {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pooled").field("addr", &self.addr).finish_non_exhaustive()
+        f.debug_struct("Pooled")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }
 
@@ -109,7 +113,10 @@ impl Pooled {
         let mut h1 = self.inner.h1.lock().unwrap_or_else(|e| e.into_inner());
         let idle = h1.entry(self.addr).or_default();
         if idle.len() < max {
-            idle.push(IdleH1 { sender: self.sender, since: Instant::now() });
+            idle.push(IdleH1 {
+                sender: self.sender,
+                since: Instant::now(),
+            });
         }
     }
 }
@@ -129,7 +136,10 @@ impl Pool {
 
     /// Connections opened so far.
     pub fn connections_opened(&self) -> u64 {
-        self.inner.counters.connections_opened.load(Ordering::Relaxed)
+        self.inner
+            .counters
+            .connections_opened
+            .load(Ordering::Relaxed)
     }
 
     /// Connect attempts that failed.
@@ -139,7 +149,10 @@ impl Pool {
 
     /// Requests sent on a reused connection.
     pub fn connections_reused(&self) -> u64 {
-        self.inner.counters.connections_reused.load(Ordering::Relaxed)
+        self.inner
+            .counters
+            .connections_reused
+            .load(Ordering::Relaxed)
     }
 
     /// Sends `req` (origin-form URI for HTTP/1.1, absolute for HTTP/2) to `addr`.
@@ -178,7 +191,10 @@ impl Pool {
             }
             match sender.try_send_request(req).await {
                 Ok(resp) => {
-                    self.inner.counters.connections_reused.fetch_add(1, Ordering::Relaxed);
+                    self.inner
+                        .counters
+                        .connections_reused
+                        .fetch_add(1, Ordering::Relaxed);
                     return Ok((resp, Some(self.pooled(addr, sender))));
                 }
                 Err(mut e) => match e.take_message() {
@@ -203,7 +219,11 @@ impl Pool {
     }
 
     fn pooled(&self, addr: SocketAddr, sender: http1::SendRequest<Incoming>) -> Pooled {
-        Pooled { inner: Arc::clone(&self.inner), addr, sender }
+        Pooled {
+            inner: Arc::clone(&self.inner),
+            addr,
+            sender,
+        }
     }
 
     async fn send_h2(
@@ -243,7 +263,8 @@ impl Pool {
     async fn connect(&self, addr: SocketAddr) -> Result<TokioIo<TcpStream>, LocalReply> {
         let counters = &self.inner.counters;
         let connect = TcpStream::connect(addr);
-        let stream = match tokio::time::timeout(self.inner.settings.connect_timeout, connect).await {
+        let stream = match tokio::time::timeout(self.inner.settings.connect_timeout, connect).await
+        {
             Ok(Ok(s)) => s,
             Ok(Err(error)) => {
                 counters.connect_failures.fetch_add(1, Ordering::Relaxed);

@@ -40,7 +40,11 @@ pub(crate) struct ProxyState {
 }
 
 impl ProxyState {
-    fn build(snapshot: Arc<Snapshot>, settings: &ProxySettings, previous: Option<&ProxyState>) -> Self {
+    fn build(
+        snapshot: Arc<Snapshot>,
+        settings: &ProxySettings,
+        previous: Option<&ProxyState>,
+    ) -> Self {
         let scope = Scope::new(settings.namespace.clone());
         let registry = Registry::build_from(&snapshot, &scope, previous.map(|p| &p.registry));
         registry.spawn_dns_refresh();
@@ -67,7 +71,8 @@ pub(crate) struct Shared {
 impl Shared {
     /// Starts the drain (idempotent).
     pub(crate) fn start_drain(&self) {
-        self.draining.send_if_modified(|d| !std::mem::replace(d, true));
+        self.draining
+            .send_if_modified(|d| !std::mem::replace(d, true));
     }
 
     pub(crate) fn is_draining(&self) -> bool {
@@ -142,7 +147,13 @@ impl Proxy {
             check(&snapshot).map_err(StartError::Invalid)?;
         }
         let bind = |listener: &'static str, addr: SocketAddr| async move {
-            TcpListener::bind(addr).await.map_err(|source| StartError::Bind { listener, addr, source })
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Bind {
+                    listener,
+                    addr,
+                    source,
+                })
         };
         let outbound = bind("outbound", settings.outbound).await?;
         let inbound = bind("inbound", settings.inbound).await?;
@@ -165,9 +176,18 @@ impl Proxy {
             metrics: Metrics::new(),
             inbound_cluster: Arc::new(EndpointSet::new(vec![app])),
             listeners: vec![
-                ListenerInfo { name: "outbound", address: outbound_addr },
-                ListenerInfo { name: "inbound", address: inbound_addr },
-                ListenerInfo { name: "admin", address: admin_addr },
+                ListenerInfo {
+                    name: "outbound",
+                    address: outbound_addr,
+                },
+                ListenerInfo {
+                    name: "inbound",
+                    address: inbound_addr,
+                },
+                ListenerInfo {
+                    name: "admin",
+                    address: admin_addr,
+                },
             ],
             ready: AtomicBool::new(false),
             draining: watch::channel(false).0,
@@ -178,8 +198,16 @@ impl Proxy {
 
         tokio::spawn(follow_config(Arc::clone(&shared)));
         tokio::spawn(admin::serve(Arc::clone(&shared), admin));
-        let out_task = tokio::spawn(server::serve(Arc::clone(&shared), Direction::Outbound, outbound));
-        let in_task = tokio::spawn(server::serve(Arc::clone(&shared), Direction::Inbound, inbound));
+        let out_task = tokio::spawn(server::serve(
+            Arc::clone(&shared),
+            Direction::Outbound,
+            outbound,
+        ));
+        let in_task = tokio::spawn(server::serve(
+            Arc::clone(&shared),
+            Direction::Inbound,
+            inbound,
+        ));
         shared.ready.store(true, Ordering::Release);
         tracing::info!(
             outbound = %outbound_addr, inbound = %inbound_addr, admin = %admin_addr,
@@ -189,7 +217,13 @@ impl Proxy {
             let _ = out_task.await;
             let _ = in_task.await;
         });
-        Ok(RunningProxy { shared, outbound: outbound_addr, inbound: inbound_addr, admin: admin_addr, done })
+        Ok(RunningProxy {
+            shared,
+            outbound: outbound_addr,
+            inbound: inbound_addr,
+            admin: admin_addr,
+            done,
+        })
     }
 }
 

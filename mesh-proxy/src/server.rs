@@ -60,7 +60,9 @@ pub(crate) async fn serve(shared: Arc<Shared>, direction: Direction, listener: T
         metrics.active_connections.inc();
         let shared = Arc::clone(&shared);
         let service = service_fn(move |req| forward::handle(Arc::clone(&shared), direction, req));
-        let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+        let conn = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
         let conn = graceful.watch(conn);
         let active = metrics.active_connections.clone();
         tokio::spawn(async move {
@@ -71,9 +73,19 @@ pub(crate) async fn serve(shared: Arc<Shared>, direction: Direction, listener: T
         });
     }
     drop(listener);
-    tracing::info!(listener = direction.as_str(), open = graceful.count(), "draining");
+    tracing::info!(
+        listener = direction.as_str(),
+        open = graceful.count(),
+        "draining"
+    );
     let deadline = shared.settings.drain_timeout;
-    if tokio::time::timeout(deadline, graceful.shutdown()).await.is_err() {
-        tracing::warn!(listener = direction.as_str(), "drain timeout: closing remaining connections");
+    if tokio::time::timeout(deadline, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            listener = direction.as_str(),
+            "drain timeout: closing remaining connections"
+        );
     }
 }

@@ -78,12 +78,21 @@ impl ProxySettings {
     /// Settings for `config` with every listener on an ephemeral loopback port (tests, demo).
     pub fn loopback(config: impl IntoIterator<Item = PathBuf>) -> Self {
         let any = SocketAddr::from(([127, 0, 0, 1], 0));
-        Self { config: config.into_iter().collect(), outbound: any, inbound: any, admin: any, ..Self::default() }
+        Self {
+            config: config.into_iter().collect(),
+            outbound: any,
+            inbound: any,
+            admin: any,
+            ..Self::default()
+        }
     }
 }
 
 mod duration_text {
-    pub(super) fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: serde::Serializer>(
+        d: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         s.collect_str(&mesh_core::model::Duration::from_std(*d))
     }
 }

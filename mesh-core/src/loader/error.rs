@@ -15,7 +15,8 @@ use crate::suggest::closest;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}", Lines(errors))]
 pub struct LoadError {
-    /// The errors, in the order the files were read and, within a file, in document order.
+    /// The errors: unreadable paths first, then each file's errors in the order the files were
+    /// read and, within a file, in document order.
     pub errors: Vec<ConfigError>,
 }
 

@@ -155,7 +155,8 @@ pub struct RetryBudget {
     /// Retries always allowed whatever the budget (0 = 3).
     #[serde(default, skip_serializing_if = "is_default")]
     pub min_retry_concurrency: u32,
-    /// Window over which the budget is computed (newer than Istio 1.28).
+    /// How long new requests keep counting towards the budget; absent or 0 = only requests
+    /// in flight count (newer than Istio 1.28).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget_interval: Option<Duration>,
 }
@@ -230,7 +231,8 @@ pub struct ClientTlsSettings {
     /// CA bundle file (PEM) to verify the server with.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub ca_certificates: String,
-    /// Secret holding certificate, key and CA (gateways only).
+    /// Secret holding certificate, key and CA (gateways; sidecars only with a
+    /// `workloadSelector`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub credential_name: String,
     /// Names accepted in the server certificate's SAN.

@@ -25,7 +25,9 @@ pub struct Duration(std::time::Duration);
 
 /// Why a duration string did not parse.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("invalid duration {input:?}: {reason} (use forms like \"1.5s\", \"100ms\", \"5m\", \"1h30m\")")]
+#[error(
+    "invalid duration {input:?}: {reason} (use forms like \"1.5s\", \"100ms\", \"5m\", \"1h30m\")"
+)]
 #[non_exhaustive]
 pub struct ParseDurationError {
     /// The text that failed to parse.
@@ -89,7 +91,10 @@ impl FromStr for Duration {
     type Err = ParseDurationError;
 
     fn from_str(input: &str) -> Result<Self, Self::Err> {
-        let err = |reason| ParseDurationError { input: input.to_owned(), reason };
+        let err = |reason| ParseDurationError {
+            input: input.to_owned(),
+            reason,
+        };
         let s = input.trim();
         let s = s.strip_prefix('+').unwrap_or(s);
         if s.starts_with('-') {
@@ -104,7 +109,9 @@ impl FromStr for Duration {
         let mut total: u128 = 0;
         let mut rest = s;
         while !rest.is_empty() {
-            let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+            let num_len = rest
+                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .unwrap_or(rest.len());
             if num_len == 0 {
                 return Err(err("expected a number"));
             }
@@ -229,7 +236,10 @@ mod tests {
     fn displays_protobuf_json_form() {
         assert_eq!("1500ms".parse::<Duration>().unwrap().to_string(), "1.5s");
         assert_eq!("2h".parse::<Duration>().unwrap().to_string(), "7200s");
-        assert_eq!("1ns".parse::<Duration>().unwrap().to_string(), "0.000000001s");
+        assert_eq!(
+            "1ns".parse::<Duration>().unwrap().to_string(),
+            "0.000000001s"
+        );
     }
 
     proptest::proptest! {

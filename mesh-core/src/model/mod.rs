@@ -59,7 +59,11 @@ pub struct Location {
 impl Location {
     /// A location in `file` at `line` and `column` (both 1-based).
     pub fn new(file: impl AsRef<Path>, line: u32, column: u32) -> Self {
-        Self { file: Arc::from(file.as_ref()), line, column }
+        Self {
+            file: Arc::from(file.as_ref()),
+            line,
+            column,
+        }
     }
 
     /// `file:line`, the short form used by `analyze` and `/config_dump`.
@@ -70,7 +74,11 @@ impl Location {
 
 impl Default for Location {
     fn default() -> Self {
-        Self { file: Arc::from(Path::new("<memory>")), line: 0, column: 0 }
+        Self {
+            file: Arc::from(Path::new("<memory>")),
+            line: 0,
+            column: 0,
+        }
     }
 }
 
@@ -82,7 +90,10 @@ impl fmt::Display for Location {
 
 /// The Istio kinds this SDK reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[allow(clippy::exhaustive_enums, reason = "more kinds arrive as new variants in a major release")]
+#[allow(
+    clippy::exhaustive_enums,
+    reason = "more kinds arrive as new variants in a major release"
+)]
 pub enum Kind {
     /// `networking.istio.io` VirtualService.
     VirtualService,
@@ -101,8 +112,11 @@ pub enum Kind {
 }
 
 /// The API versions accepted for `networking.istio.io` kinds.
-pub const NETWORKING_API_VERSIONS: [&str; 3] =
-    ["networking.istio.io/v1", "networking.istio.io/v1beta1", "networking.istio.io/v1alpha3"];
+pub const NETWORKING_API_VERSIONS: [&str; 3] = [
+    "networking.istio.io/v1",
+    "networking.istio.io/v1beta1",
+    "networking.istio.io/v1alpha3",
+];
 /// The API versions accepted for `security.istio.io` kinds.
 pub const SECURITY_API_VERSIONS: [&str; 2] = ["security.istio.io/v1", "security.istio.io/v1beta1"];
 
@@ -223,7 +237,11 @@ pub struct ObjectMeta {
 impl ObjectMeta {
     /// Metadata with a name and a namespace.
     pub fn new(name: impl Into<String>, namespace: impl Into<String>) -> Self {
-        Self { name: name.into(), namespace: Some(namespace.into()), ..Self::default() }
+        Self {
+            name: name.into(),
+            namespace: Some(namespace.into()),
+            ..Self::default()
+        }
     }
 }
 
@@ -271,7 +289,10 @@ impl<S> Resource<S> {
 /// A resource of any supported kind.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(untagged)]
-#[allow(clippy::exhaustive_enums, reason = "one variant per Kind, which is closed the same way")]
+#[allow(
+    clippy::exhaustive_enums,
+    reason = "one variant per Kind, which is closed the same way"
+)]
 pub enum AnyResource {
     /// A VirtualService.
     VirtualService(Box<Resource<VirtualService>>),

@@ -71,7 +71,7 @@ pub struct IstioEgressListener {
     /// The port the listener serves; absent = the catch-all listener.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<SidecarPort>,
-    /// Address to listen on.
+    /// Address or `unix://` socket to listen on (needs `port`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub bind: String,
     /// How traffic reaches the listener.
@@ -135,7 +135,7 @@ pub struct SidecarPort {
     /// Name of the port.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
-    /// Deprecated: ignored by Istio.
+    /// Deprecated: has no effect.
     #[serde(default, skip_serializing_if = "is_default")]
     pub target_port: u32,
 }

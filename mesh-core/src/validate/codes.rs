@@ -50,7 +50,7 @@ codes! {
     LOAD_IO = "MESH0001" Error "a config path cannot be read", "loader",
         "cannot read config path: no such file or directory";
     LOAD_SYNTAX = "MESH0002" Error "the text is not valid YAML or JSON", "loader",
-        "mapping values are not allowed in this context";
+        "the file is not valid UTF-8 text";
     LOAD_DUPLICATE_KEY = "MESH0003" Error "a mapping repeats a key", "loader",
         "duplicate key `hosts`";
     LOAD_TYPE_META = "MESH0004" Error "a document without apiVersion or kind", "loader",
@@ -69,8 +69,6 @@ codes! {
         "invalid value: expected a whole number from 0 to 4294967295";
     LOAD_MISSING_FIELD = "MESH0010" Error "a required field is absent", "loader",
         "missing `metadata.name`";
-    LOAD_OTHER = "MESH0011" Error "another load error", "loader",
-        "the file is not valid UTF-8 text";
 
     // VirtualService (MESH01xx).
     VS_SUBSET_NOT_FOUND = "MESH0101" Error "a destination subset that no DestinationRule defines",
@@ -276,10 +274,10 @@ codes! {
     AP_INNER_WILDCARD = "MESH0413" Warning "a `*` that is not at the start or end",
         "ours (SEMANTICS AUTHZ-9)",
         "\"cluster.local/ns/*/sa/web\" has `*` in the middle: it is taken literally";
-    AP_SPIFFE_PRINCIPAL = "MESH0414" Warning "a principal written with spiffe://",
+    AP_PRINCIPAL_NEVER_MATCHES = "MESH0414" Warning "a principal that can never match",
         "ours (SEMANTICS AUTHZ-11)",
         "principal \"spiffe://cluster.local/ns/default/sa/web\" never matches: write it without \
-         `spiffe://`";
+         `spiffe://` (AUTHZ-11)";
     AP_INVALID_PATH = "MESH0415" Error "an invalid path template",
         "Istio validation, SEMANTICS AUTHZ-10",
         "invalid or unsupported path /a/{**}/b/{*}, {**} is not the last operator";
@@ -343,8 +341,8 @@ codes! {
          Kubernetes would keep only the last one applied";
 }
 
-/// The code of `code`, if it is one of [`CODES`].
-pub fn lookup(code: &str) -> Option<&'static CodeInfo> {
+/// The entry of [`CODES`] for `code` (`"MESH0101"`), if there is one.
+pub fn code_info(code: &str) -> Option<&'static CodeInfo> {
     CODES.iter().find(|c| c.code == code)
 }
 
@@ -362,12 +360,19 @@ mod tests {
             previous = c.code;
             assert_eq!(c.code.len(), 8, "{}", c.code);
             assert!(c.code.starts_with("MESH"), "{}", c.code);
-            assert!(c.code[4..].bytes().all(|b| b.is_ascii_digit()), "{}", c.code);
+            assert!(
+                c.code[4..].bytes().all(|b| b.is_ascii_digit()),
+                "{}",
+                c.code
+            );
             assert!(!c.title.is_empty() && !c.example.is_empty() && !c.basis.is_empty());
             assert!(!c.example.contains('\n'), "{}: one-line example", c.code);
         }
-        assert_eq!(lookup("MESH0101").map(|c| c.severity), Some(Severity::Error));
-        assert_eq!(lookup("MESH9999"), None);
+        assert_eq!(
+            code_info("MESH0101").map(|c| c.severity),
+            Some(Severity::Error)
+        );
+        assert_eq!(code_info("MESH9999"), None);
     }
 
     #[test]
@@ -392,13 +397,26 @@ mod tests {
         let known: BTreeSet<String> = CODES.iter().map(|c| c.code.to_owned()).collect();
         let missing: Vec<_> = known.difference(&documented).collect();
         let unknown: Vec<_> = documented.difference(&known).collect();
-        assert!(missing.is_empty(), "codes missing from docs/analyze-codes.md: {missing:?}");
-        assert!(unknown.is_empty(), "docs/analyze-codes.md documents unknown codes: {unknown:?}");
+        assert!(
+            missing.is_empty(),
+            "codes missing from docs/analyze-codes.md: {missing:?}"
+        );
+        assert!(
+            unknown.is_empty(),
+            "docs/analyze-codes.md documents unknown codes: {unknown:?}"
+        );
         for c in CODES {
             let heading = format!("### {} ", c.code);
-            let line = docs.lines().find(|l| l.starts_with(&heading)).expect("heading");
+            let line = docs
+                .lines()
+                .find(|l| l.starts_with(&heading))
+                .expect("heading");
             let severity = c.severity.to_string();
-            assert!(line.contains(&severity), "{}: heading should name {severity}: {line}", c.code);
+            assert!(
+                line.contains(&severity),
+                "{}: heading should name {severity}: {line}",
+                c.code
+            );
         }
     }
 }

@@ -14,7 +14,10 @@ use crate::model::Location;
 /// `Display` and JSON use the upper-case names `ERROR`, `WARNING`, `INFO`, as the text output
 /// of `analyze` does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[allow(clippy::exhaustive_enums, reason = "three levels, as in istioctl analyze")]
+#[allow(
+    clippy::exhaustive_enums,
+    reason = "three levels, as in istioctl analyze"
+)]
 pub enum Severity {
     /// The configuration is wrong: Istio would reject it, or it cannot work. A reload with an
     /// error is refused and `analyze` exits 1.
@@ -101,7 +104,13 @@ impl Finding {
         location: Location,
         resource: Option<String>,
     ) -> Self {
-        Self { severity, code, message: message.into(), location, resource }
+        Self {
+            severity,
+            code,
+            message: message.into(),
+            location,
+            resource,
+        }
     }
 
     /// A finding with `code`'s code and severity.
@@ -121,7 +130,13 @@ impl Finding {
 
     /// The order `analyze` prints findings in: file, line, code, then column and message.
     pub(crate) fn sort_key(&self) -> (&std::path::Path, u32, &'static str, u32, &str) {
-        (&self.location.file, self.location.line, self.code, self.location.column, &self.message)
+        (
+            &self.location.file,
+            self.location.line,
+            self.code,
+            self.location.column,
+            &self.message,
+        )
     }
 }
 

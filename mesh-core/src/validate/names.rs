@@ -16,7 +16,9 @@ pub(crate) fn is_dns1123_label(value: &str) -> bool {
         && bytes.len() <= 63
         && bytes[0].is_ascii_alphanumeric()
         && bytes[bytes.len() - 1].is_ascii_alphanumeric()
-        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'-')
 }
 
 /// Whether `value` is a DNS-1123 label, `*`, or a label with a leading `*` or `*-`.
@@ -27,7 +29,10 @@ fn is_wildcard_label(value: &str) -> bool {
     if value == "*" {
         return true;
     }
-    let rest = value.strip_prefix("*-").or_else(|| value.strip_prefix('*')).unwrap_or(value);
+    let rest = value
+        .strip_prefix("*-")
+        .or_else(|| value.strip_prefix('*'))
+        .unwrap_or(value);
     is_dns1123_label(rest)
 }
 
@@ -60,7 +65,9 @@ fn dns1123_labels(domain: &str) -> Result<(), String> {
             return Ok(());
         }
         if !is_dns1123_label(label) {
-            return Err(format!("domain name {domain:?} invalid (label {label:?} invalid)"));
+            return Err(format!(
+                "domain name {domain:?} invalid (label {label:?} invalid)"
+            ));
         }
     }
     Ok(())
@@ -74,7 +81,9 @@ pub(crate) fn check_wildcard_domain(domain: &str) -> Result<(), String> {
         None => (domain, None),
     };
     if !is_wildcard_label(first) {
-        return Err(format!("domain name {domain:?} invalid (label {first:?} invalid)"));
+        return Err(format!(
+            "domain name {domain:?} invalid (label {first:?} invalid)"
+        ));
     }
     match rest {
         // Name the whole host in the message, not only the part after the first label.
@@ -97,8 +106,12 @@ pub(crate) fn is_ip(value: &str) -> bool {
 
 /// Whether `value` is `address/bits` with a valid address and prefix length.
 pub(crate) fn is_cidr(value: &str) -> bool {
-    let Some((addr, bits)) = value.split_once('/') else { return false };
-    let Ok(addr) = addr.parse::<IpAddr>() else { return false };
+    let Some((addr, bits)) = value.split_once('/') else {
+        return false;
+    };
+    let Ok(addr) = addr.parse::<IpAddr>() else {
+        return false;
+    };
     let max = if addr.is_ipv4() { 32 } else { 128 };
     !bits.is_empty()
         && bits.bytes().all(|b| b.is_ascii_digit())
@@ -108,7 +121,11 @@ pub(crate) fn is_cidr(value: &str) -> bool {
 /// An IP, or a CIDR block when the value has a `/`.
 pub(crate) fn check_ip_subnet(value: &str) -> Result<(), String> {
     if value.matches('/').count() == 1 {
-        if is_cidr(value) { Ok(()) } else { Err(format!("{value} is not a valid CIDR block")) }
+        if is_cidr(value) {
+            Ok(())
+        } else {
+            Err(format!("{value} is not a valid CIDR block"))
+        }
     } else if is_ip(value) {
         Ok(())
     } else {
@@ -125,6 +142,27 @@ pub(crate) fn check_port(port: u64) -> Result<(), String> {
     }
 }
 
+/// Istio's protocol names (`protocol.Parse`, case-insensitive), lower-cased; `None` when
+/// unknown.
+pub(crate) fn protocol(name: &str) -> Option<&'static str> {
+    let known = [
+        "tcp",
+        "udp",
+        "grpc",
+        "grpc-web",
+        "http",
+        "http_proxy",
+        "http2",
+        "https",
+        "tls",
+        "mongo",
+        "redis",
+        "mysql",
+    ];
+    let lower = name.to_ascii_lowercase();
+    known.into_iter().find(|k| *k == lower)
+}
+
 /// Kubernetes' "qualified name": alphanumerics, `-`, `_`, `.`, starting and ending with an
 /// alphanumeric.
 fn is_qualified_name(value: &str) -> bool {
@@ -132,7 +170,9 @@ fn is_qualified_name(value: &str) -> bool {
     !bytes.is_empty()
         && bytes[0].is_ascii_alphanumeric()
         && bytes[bytes.len() - 1].is_ascii_alphanumeric()
-        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 /// A Kubernetes label key: an optional DNS-name prefix and `/`, then a qualified name.
@@ -171,10 +211,16 @@ pub(crate) fn check_selector(labels: &BTreeMap<String, String>) -> Vec<(String, 
     let mut out = Vec::new();
     for (k, v) in labels {
         if k.is_empty() {
-            out.push((k.clone(), format!("empty key is not supported in selector: \"{k}={v}\"")));
+            out.push((
+                k.clone(),
+                format!("empty key is not supported in selector: \"{k}={v}\""),
+            ));
         }
         if k.contains('*') || v.contains('*') {
-            out.push((k.clone(), format!("wildcard is not supported in selector: \"{k}={v}\"")));
+            out.push((
+                k.clone(),
+                format!("wildcard is not supported in selector: \"{k}={v}\""),
+            ));
         }
     }
     out
@@ -183,12 +229,17 @@ pub(crate) fn check_selector(labels: &BTreeMap<String, String>) -> Vec<(String, 
 /// An RFC 7230 token, as HTTP header names are.
 pub(crate) fn is_header_name(name: &str) -> bool {
     !name.is_empty()
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// A header value Envoy accepts: no control characters other than tab.
 pub(crate) fn check_header_value(value: &str) -> Result<(), String> {
-    if value.chars().any(|c| (c.is_control() && c != '\t') || c == '\u{7f}') {
+    if value
+        .chars()
+        .any(|c| (c.is_control() && c != '\t') || c == '\u{7f}')
+    {
         Err(format!("header value configuration {value:?} is invalid"))
     } else {
         Ok(())
@@ -199,9 +250,15 @@ pub(crate) fn check_header_value(value: &str) -> Result<(), String> {
 pub(crate) fn check_duration(d: Duration) -> Result<(), String> {
     let d = d.as_std();
     if d < std::time::Duration::from_millis(1) {
-        Err(format!("{}: duration must be at least 1ms", Duration::from_std(d)))
-    } else if d.subsec_nanos() % 1_000_000 != 0 {
-        Err(format!("{}: only durations to ms precision are supported", Duration::from_std(d)))
+        Err(format!(
+            "{}: duration must be at least 1ms",
+            Duration::from_std(d)
+        ))
+    } else if !d.subsec_nanos().is_multiple_of(1_000_000) {
+        Err(format!(
+            "{}: only durations to ms precision are supported",
+            Duration::from_std(d)
+        ))
     } else {
         Ok(())
     }
@@ -244,7 +301,11 @@ pub(crate) fn check_regex(pattern: &str) -> Result<(), String> {
         Err(e) => {
             let reason = e.to_string();
             // The crate's message spans several lines (pattern, caret, error); keep the error.
-            let last = reason.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("invalid");
+            let last = reason
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("invalid");
             let last = last.trim().trim_start_matches("error: ");
             Err(format!("invalid regex {pattern:?}: {last} (RE2 syntax)"))
         }
@@ -253,7 +314,11 @@ pub(crate) fn check_regex(pattern: &str) -> Result<(), String> {
 
 /// Formats a label map as `k=v,k=v`.
 pub(crate) fn labels_text(labels: &BTreeMap<String, String>) -> String {
-    labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 #[cfg(test)]
@@ -262,10 +327,27 @@ mod tests {
 
     #[test]
     fn wildcard_domains() {
-        for ok in ["reviews", "Reviews.Prod", "*.example.com", "*", "*foo.example.com", "a.b.c.", "x-1"] {
+        for ok in [
+            "reviews",
+            "Reviews.Prod",
+            "*.example.com",
+            "*",
+            "*foo.example.com",
+            "a.b.c.",
+            "x-1",
+        ] {
             assert_eq!(check_wildcard_domain(ok), Ok(()), "{ok}");
         }
-        for bad in ["", "a.*.com", "foo*.example.com", "a_b", "10.0.0.1", "-a.com", "a..b", "*.*"] {
+        for bad in [
+            "",
+            "a.*.com",
+            "foo*.example.com",
+            "a_b",
+            "10.0.0.1",
+            "-a.com",
+            "a..b",
+            "*.*",
+        ] {
             assert!(check_wildcard_domain(bad).is_err(), "{bad}");
         }
         assert_eq!(
@@ -303,7 +385,9 @@ mod tests {
         assert_eq!(check_header_value("a\tb"), Ok(()));
         assert_eq!(check_duration(Duration::from_millis(1)), Ok(()));
         assert!(check_duration(Duration::default()).is_err());
-        assert!(check_duration(Duration::from_std(std::time::Duration::from_micros(1500))).is_err());
+        assert!(
+            check_duration(Duration::from_std(std::time::Duration::from_micros(1500))).is_err()
+        );
     }
 
     #[test]

@@ -125,7 +125,10 @@ pub(crate) struct FileMap {
 
 fn pos_of(span: &Span) -> Pos {
     let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
-    (clamp(span.start.line()).max(1), clamp(span.start.col()).saturating_add(1))
+    (
+        clamp(span.start.line()).max(1),
+        clamp(span.start.col()).saturating_add(1),
+    )
 }
 
 impl FileMap {
@@ -147,15 +150,39 @@ impl FileMap {
                         *pending = Some((value.into_owned(), pos));
                         continue;
                     }
-                    (Node { pos, kind: NodeKind::Scalar }, anchor, false)
+                    (
+                        Node {
+                            pos,
+                            kind: NodeKind::Scalar,
+                        },
+                        anchor,
+                        false,
+                    )
                 }
-                Event::Alias(id) => (Node { pos, kind: NodeKind::Alias(id) }, 0, false),
-                Event::SequenceStart(_, anchor, _) => {
-                    (Node { pos, kind: NodeKind::Sequence(Vec::new()) }, anchor, true)
-                }
-                Event::MappingStart(_, anchor, _) => {
-                    (Node { pos, kind: NodeKind::Mapping(Vec::new()) }, anchor, true)
-                }
+                Event::Alias(id) => (
+                    Node {
+                        pos,
+                        kind: NodeKind::Alias(id),
+                    },
+                    0,
+                    false,
+                ),
+                Event::SequenceStart(_, anchor, _) => (
+                    Node {
+                        pos,
+                        kind: NodeKind::Sequence(Vec::new()),
+                    },
+                    anchor,
+                    true,
+                ),
+                Event::MappingStart(_, anchor, _) => (
+                    Node {
+                        pos,
+                        kind: NodeKind::Mapping(Vec::new()),
+                    },
+                    anchor,
+                    true,
+                ),
                 Event::SequenceEnd | Event::MappingEnd => {
                     if let Some((done, _)) = stack.pop() {
                         map.attach(&mut stack, &mut roots, done);
@@ -214,16 +241,17 @@ impl FileMap {
         let pos = self.nodes[id].pos;
         self.starts.entry(pos).or_insert(id);
         self.lines.entry(pos.0).or_insert(id);
-        let items = match &self.nodes[id].kind {
-            NodeKind::Mapping(entries) => entries
-                .iter()
-                .find(|(k, _, _)| k == "items")
-                .and_then(|(_, _, v)| match &self.nodes[*v].kind {
-                    NodeKind::Sequence(items) => Some(items.clone()),
-                    _ => None,
-                }),
-            _ => None,
-        };
+        let items =
+            match &self.nodes[id].kind {
+                NodeKind::Mapping(entries) => entries
+                    .iter()
+                    .find(|(k, _, _)| k == "items")
+                    .and_then(|(_, _, v)| match &self.nodes[*v].kind {
+                        NodeKind::Sequence(items) => Some(items.clone()),
+                        _ => None,
+                    }),
+                _ => None,
+            };
         for item in items.unwrap_or_default() {
             if matches!(self.nodes[item].kind, NodeKind::Mapping(_)) {
                 self.index_start(item);
@@ -248,15 +276,19 @@ impl FileMap {
     /// The position of `path` under the resource starting at `start` (line, column): the
     /// deepest part of the path found, or `None` when no resource starts there.
     pub(crate) fn locate(&self, start: Pos, path: &[Segment]) -> Option<Pos> {
-        let root = self.starts.get(&start).or_else(|| self.lines.get(&start.0))?;
+        let root = self
+            .starts
+            .get(&start)
+            .or_else(|| self.lines.get(&start.0))?;
         let mut node = *root;
         let mut pos = self.nodes[node].pos;
         for segment in path {
             let current = self.resolve(node);
             let next = match (&self.nodes[current].kind, segment) {
-                (NodeKind::Mapping(entries), Segment::Key(want)) => {
-                    entries.iter().find(|(k, _, _)| k == want).map(|(_, p, v)| (*p, *v))
-                }
+                (NodeKind::Mapping(entries), Segment::Key(want)) => entries
+                    .iter()
+                    .find(|(k, _, _)| k == want)
+                    .map(|(_, p, v)| (*p, *v)),
                 (NodeKind::Sequence(items), Segment::Index(i)) => {
                     items.get(*i).map(|&item| (self.nodes[item].pos, item))
                 }
@@ -286,10 +318,21 @@ impl SourceMap {
         let file = self
             .files
             .entry(Arc::clone(&start.file))
-            .or_insert_with(|| std::fs::read_to_string(&start.file).ok().map(|t| FileMap::parse(&t)));
+            .or_insert_with(|| {
+                std::fs::read_to_string(&start.file)
+                    .ok()
+                    .map(|t| FileMap::parse(&t))
+            });
         let segments = parse_path(path);
-        match file.as_ref().and_then(|f| f.locate((start.line, start.column), &segments)) {
-            Some((line, column)) => Location { file: Arc::clone(&start.file), line, column },
+        match file
+            .as_ref()
+            .and_then(|f| f.locate((start.line, start.column), &segments))
+        {
+            Some((line, column)) => Location {
+                file: Arc::clone(&start.file),
+                line,
+                column,
+            },
             None => start.clone(),
         }
     }
@@ -301,7 +344,8 @@ mod tests {
     use crate::loader::parse_str;
 
     fn at(map: &FileMap, start: Pos, path: &str) -> Pos {
-        map.locate(start, &parse_path(path)).expect("resource found")
+        map.locate(start, &parse_path(path))
+            .expect("resource found")
     }
 
     #[test]
@@ -320,14 +364,25 @@ mod tests {
         );
         assert_eq!(
             parse_path(r#"spec.labels["app.kubernetes.io/name"].x"#),
-            [Key("spec".into()), Key("labels".into()), Key("app.kubernetes.io/name".into()), Key("x".into())]
+            [
+                Key("spec".into()),
+                Key("labels".into()),
+                Key("app.kubernetes.io/name".into()),
+                Key("x".into())
+            ]
         );
-        assert_eq!(parse_path(r#"a["q\"uote"]"#), [Key("a".into()), Key("q\"uote".into())]);
+        assert_eq!(
+            parse_path(r#"a["q\"uote"]"#),
+            [Key("a".into()), Key("q\"uote".into())]
+        );
         assert_eq!(parse_path("a[x].b"), [Key("a".into())]);
         assert_eq!(parse_path(""), []);
         assert_eq!(format!("spec{}", key("a.b")), r#"spec["a.b"]"#);
         assert_eq!(format!("spec{}", key("x-canary")), "spec.x-canary");
-        assert_eq!(parse_path(&format!("h{}", key(r#"a"b.c"#))), [Key("h".into()), Key(r#"a"b.c"#.into())]);
+        assert_eq!(
+            parse_path(&format!("h{}", key(r#"a"b.c"#))),
+            [Key("h".into()), Key(r#"a"b.c"#.into())]
+        );
     }
 
     const TWO_DOCS: &str = "\
@@ -368,8 +423,14 @@ spec:
         assert_eq!(at(&map, vs, "spec.hosts[0]"), (6, 11));
         assert_eq!(at(&map, vs, "spec.http[0]"), (8, 5));
         assert_eq!(at(&map, vs, "spec.http[0].match[0].uri.prefix"), (9, 13));
-        assert_eq!(at(&map, vs, "spec.http[0].route[0].destination.subset"), (11, 35));
-        assert_eq!(at(&map, vs, "spec.http[0].route[1].destination.subset"), (14, 9));
+        assert_eq!(
+            at(&map, vs, "spec.http[0].route[0].destination.subset"),
+            (11, 36)
+        );
+        assert_eq!(
+            at(&map, vs, "spec.http[0].route[1].destination.subset"),
+            (14, 9)
+        );
         // Absent fields fall back to the deepest part that exists.
         assert_eq!(at(&map, vs, "spec.http[0].timeout"), (8, 5));
         assert_eq!(at(&map, vs, "spec.http[3].route"), (7, 3));
@@ -380,7 +441,14 @@ spec:
         assert_eq!(dr, (16, 1));
         assert_eq!(at(&map, dr, "metadata.name"), (19, 3));
         assert_eq!(at(&map, dr, "spec.subsets[0].name"), (23, 5));
-        assert_eq!(at(&map, dr, r#"spec.subsets[0].labels["app.kubernetes.io/name"]"#), (24, 30));
+        assert_eq!(
+            at(
+                &map,
+                dr,
+                r#"spec.subsets[0].labels["app.kubernetes.io/name"]"#
+            ),
+            (24, 27)
+        );
         assert_eq!(map.locate((99, 1), &[]), None);
     }
 
@@ -404,12 +472,14 @@ items:
 ";
         let resources = parse_str(text, Path::new("l.yaml"), "default").unwrap();
         let map = FileMap::parse(text);
-        let starts: Vec<Pos> =
-            resources.iter().map(|r| (r.source().line, r.source().column)).collect();
+        let starts: Vec<Pos> = resources
+            .iter()
+            .map(|r| (r.source().line, r.source().column))
+            .collect();
         assert_eq!(starts, [(4, 3), (9, 3)]);
         assert_eq!(at(&map, starts[0], "spec.hosts[0]"), (8, 13));
         assert_eq!(at(&map, starts[1], "spec.hosts[0]"), (14, 7));
-        assert_eq!(at(&map, starts[1], "metadata.name"), (11, 3));
+        assert_eq!(at(&map, starts[1], "metadata.name"), (11, 14));
     }
 
     #[test]
@@ -435,7 +505,11 @@ spec:
 ";
         let map = FileMap::parse(text);
         assert_eq!(
-            at(&map, (1, 1), "spec.subsets[0].trafficPolicy.connectionPool.tcp"),
+            at(
+                &map,
+                (1, 1),
+                "spec.subsets[0].trafficPolicy.connectionPool.tcp"
+            ),
             (7, 22)
         );
     }

@@ -914,21 +914,3 @@ proptest! {
         let _ = parse_str(&text, Path::new("t.yaml"), "default");
     }
 }
-
-#[test]
-fn tmp_perf() {
-    let mut text = String::new();
-    for i in 0..10_000 {
-        text.push_str(&format!("apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: svc{i}, namespace: ns{}}}\nspec:\n  hosts: [svc{i}.example.com]\n  location: MESH_INTERNAL\n  resolution: STATIC\n  ports: [{{number: 8080, name: http, protocol: HTTP}}]\n  endpoints: [{{address: 10.0.{}.{}, labels: {{version: v1}}}}]\n---\n", i % 10, i / 250, i % 250));
-        text.push_str(&format!("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: svc{i}}}\nspec:\n  hosts: [svc{i}.example.com]\n  http:\n  - match: [{{uri: {{prefix: /api}}}}]\n    route:\n    - destination: {{host: svc{i}.example.com, subset: v1}}\n      weight: 90\n    - destination: {{host: svc{i}.example.com, subset: v2}}\n      weight: 10\n    retries: {{attempts: 3, perTryTimeout: 2s}}\n    timeout: 10s\n---\n"));
-        text.push_str(&format!("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: svc{i}}}\nspec:\n  host: svc{i}.example.com\n  trafficPolicy:\n    loadBalancer: {{simple: LEAST_REQUEST}}\n    outlierDetection: {{consecutive5xxErrors: 5, interval: 10s}}\n  subsets:\n  - {{name: v1, labels: {{version: v1}}}}\n  - {{name: v2, labels: {{version: v2}}}}\n---\n"));
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let path = write(dir.path(), "big.yaml", &text);
-    let t = std::time::SystemTime::now();
-    let snap = Loader::new([&path]).load().unwrap();
-    println!("{} bytes, {} resources in {:?}", text.len(), snap.resources().len(), t.elapsed().unwrap());
-    let t = std::time::SystemTime::now();
-    let v: Vec<serde_json::Value> = serde_saphyr::from_multiple_with_options(&text, serde_saphyr::options!{ budget: serde_saphyr::budget!{ max_documents: 1_000_000, max_events: 100_000_000, max_nodes: 10_000_000 } }).unwrap();
-    println!("baseline from_multiple Value: {} in {:?}", v.len(), t.elapsed().unwrap());
-}

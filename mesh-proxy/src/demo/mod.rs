@@ -72,8 +72,12 @@ impl Demo {
     /// Starts samples and the proxy. With `well_known_ports`, the proxy listens on the default
     /// ports (outbound 15001, admin 15000) when they are free, so the printed commands are short.
     pub async fn start(well_known_ports: bool, log: Option<LogHandle>) -> Result<Self, String> {
-        let samples = samples::start_all().await.map_err(|e| format!("cannot start sample services: {e}"))?;
-        let closed = closed_port().await.map_err(|e| format!("cannot find a closed port: {e}"))?;
+        let samples = samples::start_all()
+            .await
+            .map_err(|e| format!("cannot start sample services: {e}"))?;
+        let closed = closed_port()
+            .await
+            .map_err(|e| format!("cannot find a closed port: {e}"))?;
         let mut yaml = MESH_TEMPLATE.replace("${closed-port}", &closed.to_string());
         for s in &samples {
             yaml = yaml.replace(&format!("${{{}}}", s.name), &s.addr.port().to_string());
@@ -85,7 +89,10 @@ impl Demo {
         std::fs::write(config_dir.path().join("mesh.yaml"), yaml)
             .map_err(|e| format!("cannot write the config: {e}"))?;
 
-        let app = samples.iter().find(|s| s.name == "local-app").map(|s| s.addr);
+        let app = samples
+            .iter()
+            .find(|s| s.name == "local-app")
+            .map(|s| s.addr);
         let mut settings = ProxySettings::loopback([config_dir.path().to_path_buf()]);
         settings.namespace = NAMESPACE.into();
         settings.service_account = "checkout-bff".into();
@@ -94,9 +101,15 @@ impl Demo {
             settings.outbound = free_or_ephemeral(15001).await;
             settings.admin = free_or_ephemeral(15000).await;
         }
-        let check: mesh_core::watch::Check = Box::new(crate::vshim::check);
-        let proxy = Proxy::start_with(settings, Some(check), log).await.map_err(|e| e.to_string())?;
-        Ok(Self { samples, proxy, config_dir })
+        let check: mesh_core::watch::Check = Box::new(mesh_core::validate::check);
+        let proxy = Proxy::start_with(settings, Some(check), log)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            samples,
+            proxy,
+            config_dir,
+        })
     }
 
     /// Sends `n` requests per scenario and gathers the report.

@@ -54,15 +54,46 @@ pub struct Report {
 }
 
 pub(super) async fn drive(demo: &Demo, n: usize) -> Report {
-    let client: Client<HttpConnector, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let client: Client<HttpConnector, Empty<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
     let out = demo.proxy.outbound_addr();
     let inbound = demo.proxy.inbound_addr();
     let plan: [(&str, std::net::SocketAddr, &str, &str, usize); 5] = [
-        ("Round robin over the two order-service versions", out, "order-service:8080", "/orders", n),
-        ("payment-service: three instances, one answers 503 on every third request", out, "payment-service.production.svc.cluster.local:8080", "/v1/payments", n),
-        ("Unknown host: Envoy's 404 with flag NR", out, "nowhere.example.com", "/", 5),
-        ("inventory-service's only instance is down: 503 with flag UF", out, "inventory-service.production:8080", "/items", 5),
-        ("Inbound: the mesh calls this workload, the proxy forwards to the local app", inbound, "checkout.production.svc.cluster.local:8080", "/cart", n),
+        (
+            "Round robin over the two order-service versions",
+            out,
+            "order-service:8080",
+            "/orders",
+            n,
+        ),
+        (
+            "payment-service: three instances, one answers 503 on every third request",
+            out,
+            "payment-service.production.svc.cluster.local:8080",
+            "/v1/payments",
+            n,
+        ),
+        (
+            "Unknown host: Envoy's 404 with flag NR",
+            out,
+            "nowhere.example.com",
+            "/",
+            5,
+        ),
+        (
+            "inventory-service's only instance is down: 503 with flag UF",
+            out,
+            "inventory-service.production:8080",
+            "/items",
+            5,
+        ),
+        (
+            "Inbound: the mesh calls this workload, the proxy forwards to the local app",
+            inbound,
+            "checkout.production.svc.cluster.local:8080",
+            "/cart",
+            n,
+        ),
     ];
     let mut scenarios = Vec::new();
     for (title, addr, host, path, count) in plan {
@@ -86,16 +117,24 @@ pub(super) async fn drive(demo: &Demo, n: usize) -> Report {
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or("proxy (local reply)")
                         .to_owned();
-                    let body = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                    let body = resp
+                        .into_body()
+                        .collect()
+                        .await
+                        .map(|b| b.to_bytes())
+                        .unwrap_or_default();
                     s.latencies.push(started.elapsed());
                     if who.starts_with("proxy") && s.local_reply.is_none() {
-                        s.local_reply = Some(format!("{status} {:?}", String::from_utf8_lossy(&body)));
+                        s.local_reply =
+                            Some(format!("{status} {:?}", String::from_utf8_lossy(&body)));
                     }
                     *s.served_by.entry(who).or_default() += 1;
                     *s.statuses.entry(status.as_u16()).or_default() += 1;
                 }
                 Err(error) => {
-                    *s.served_by.entry(format!("client error: {error}")).or_default() += 1;
+                    *s.served_by
+                        .entry(format!("client error: {error}"))
+                        .or_default() += 1;
                 }
             }
         }
@@ -118,19 +157,36 @@ impl Report {
     /// The report as text for a terminal.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "mesh-proxy demo — config {}  ({})", self.config_version, self.listeners);
+        let _ = writeln!(
+            out,
+            "mesh-proxy demo — config {}  ({})",
+            self.config_version, self.listeners
+        );
         for (i, s) in self.scenarios.iter().enumerate() {
             let total: usize = s.statuses.values().sum();
             let _ = writeln!(out, "\n{}. {}", i + 1, s.title);
             let _ = writeln!(out, "   {}", s.request);
             for (who, count) in &s.served_by {
-                let pct = if total == 0 { 0.0 } else { 100.0 * *count as f64 / total as f64 };
+                let pct = if total == 0 {
+                    0.0
+                } else {
+                    100.0 * *count as f64 / total as f64
+                };
                 let _ = writeln!(out, "   {who:<28} {count:>5}  {pct:5.1}%");
             }
             let codes: Vec<String> = s
                 .statuses
                 .iter()
-                .map(|(c, n)| format!("{} {}×{n}", c, StatusCode::from_u16(*c).ok().and_then(|s| s.canonical_reason()).unwrap_or("")))
+                .map(|(c, n)| {
+                    format!(
+                        "{} {}×{n}",
+                        c,
+                        StatusCode::from_u16(*c)
+                            .ok()
+                            .and_then(|s| s.canonical_reason())
+                            .unwrap_or("")
+                    )
+                })
                 .collect();
             let _ = writeln!(out, "   status: {}", codes.join(", "));
             let _ = writeln!(

@@ -63,7 +63,11 @@ pub(crate) async fn start_all() -> std::io::Result<Vec<Sample>> {
 }
 
 /// Starts one sample on an ephemeral loopback port.
-pub(crate) async fn start(name: &'static str, version: &'static str, behaviour: SampleBehaviour) -> std::io::Result<Sample> {
+pub(crate) async fn start(
+    name: &'static str,
+    version: &'static str,
+    behaviour: SampleBehaviour,
+) -> std::io::Result<Sample> {
     let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
     let addr = listener.local_addr()?;
     let served = Arc::new(AtomicU64::new(0));
@@ -71,12 +75,19 @@ pub(crate) async fn start(name: &'static str, version: &'static str, behaviour: 
     let task = tokio::spawn(async move {
         let builder = auto::Builder::new(TokioExecutor::new());
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             let counter = Arc::clone(&counter);
             let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
                 let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
-                let fail = matches!(behaviour, SampleBehaviour::FailEvery(k) if n % k == 0);
-                let status = if fail { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+                let fail =
+                    matches!(behaviour, SampleBehaviour::FailEvery(k) if n.is_multiple_of(k));
+                let status = if fail {
+                    StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    StatusCode::OK
+                };
                 let body = format!("{name} ({version}) {} {}\n", req.method(), req.uri().path());
                 let resp = Response::builder()
                     .status(status)
@@ -86,11 +97,19 @@ pub(crate) async fn start(name: &'static str, version: &'static str, behaviour: 
                     .body(Full::new(Bytes::from(body)));
                 async move { resp }
             });
-            let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+            let conn = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .into_owned();
             tokio::spawn(async move {
                 let _ = conn.await;
             });
         }
     });
-    Ok(Sample { name, version, addr, served, task })
+    Ok(Sample {
+        name,
+        version,
+        addr,
+        served,
+        task,
+    })
 }

@@ -17,9 +17,18 @@ async fn ready_live_and_config_dump() {
     let r = &dump["resources"][0];
     assert_eq!(r["kind"], "ServiceEntry");
     assert_eq!(r["metadata"]["namespace"], "test");
-    assert!(r["source"].as_str().unwrap().ends_with("mesh.yaml:1"), "{}", r["source"]);
+    assert!(
+        r["source"].as_str().unwrap().ends_with("mesh.yaml:1"),
+        "{}",
+        r["source"]
+    );
     assert_eq!(r["spec"]["hosts"][0], "reviews");
-    let names: Vec<&str> = dump["listeners"].as_array().unwrap().iter().map(|l| l["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = dump["listeners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["outbound", "inbound", "admin"]);
     assert_eq!(dump["bootstrap"]["flags"]["namespace"], "test");
     assert_eq!(h.admin("/nope").await.status(), 404);
@@ -31,13 +40,20 @@ async fn clusters_show_endpoints_and_counters() {
     let h = Harness::start(&service("reviews", "reviews", 9080, "HTTP", &[up.addr()])).await;
     h.get("reviews:9080", "/").await;
     let body = h.admin("/clusters").await;
-    let prefix = format!("outbound|9080||reviews.test.svc.cluster.local::{}", up.addr());
+    let prefix = format!(
+        "outbound|9080||reviews.test.svc.cluster.local::{}",
+        up.addr()
+    );
     let t = text(&body);
-    assert!(t.contains(&format!("{prefix}::health_flags::healthy")), "{t}");
+    assert!(
+        t.contains(&format!("{prefix}::health_flags::healthy")),
+        "{t}"
+    );
     assert!(t.contains(&format!("{prefix}::rq_total::1")), "{t}");
     assert!(t.contains(&format!("{prefix}::rq_success::1")), "{t}");
     assert!(t.contains("inbound|"), "{t}");
-    let json: Value = serde_json::from_slice(h.admin("/clusters?format=json").await.body()).unwrap();
+    let json: Value =
+        serde_json::from_slice(h.admin("/clusters?format=json").await.body()).unwrap();
     let c = &json["cluster_statuses"][0];
     assert_eq!(c["name"], "outbound|9080||reviews.test.svc.cluster.local");
     assert_eq!(c["host_statuses"][0]["stats"]["rq_total"], 1);
@@ -48,17 +64,41 @@ async fn prometheus_text_is_valid() {
     let h = Harness::start("").await;
     h.get("nowhere.example.com", "/").await;
     let body = h.admin("/stats/prometheus").await;
-    assert!(body.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+    assert!(
+        body.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
     let t = text(&body);
     for line in t.lines().filter(|l| !l.is_empty() && !l.starts_with('#')) {
-        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("bad line {line:?}"));
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("bad line {line:?}"));
         assert!(value.parse::<f64>().is_ok(), "bad value in {line:?}");
         let name_end = series.find('{').unwrap_or(series.len());
-        assert!(series[..name_end].chars().all(|c| c.is_ascii_alphanumeric() || c == '_'), "{line:?}");
+        assert!(
+            series[..name_end]
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "{line:?}"
+        );
     }
-    assert!(t.contains("mesh_config_reloads_total{result=\"success\"} 1"), "{t}");
-    assert!(t.contains("mesh_local_replies_total{listener=\"outbound\",response_flags=\"NR\"} 1"), "{t}");
-    assert!(t.contains(&format!("mesh_config_version_info{{version=\"{}\"}} 1", h.proxy.config_version())), "{t}");
+    assert!(
+        t.contains("mesh_config_reloads_total{result=\"success\"} 1"),
+        "{t}"
+    );
+    assert!(
+        t.contains("mesh_local_replies_total{listener=\"outbound\",response_flags=\"NR\"} 1"),
+        "{t}"
+    );
+    assert!(
+        t.contains(&format!(
+            "mesh_config_version_info{{version=\"{}\"}} 1",
+            h.proxy.config_version()
+        )),
+        "{t}"
+    );
     assert_eq!(h.admin("/metrics").await.status(), 200);
 }
 

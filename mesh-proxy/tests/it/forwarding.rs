@@ -19,14 +19,26 @@ async fn absolute_form_request_reaches_the_endpoint_with_clean_headers() {
     headers.insert("x-custom", "kept".parse().unwrap());
     // SEMANTICS HOST-7: the absolute-form URI decides; the short name resolves in the proxy's
     // namespace (HOST-3).
-    let resp = send_via_proxy(h.out(), Method::GET, "http://reviews:9080/a/b?c=d", headers, TestBody::empty())
-        .await
-        .unwrap();
+    let resp = send_via_proxy(
+        h.out(),
+        Method::GET,
+        "http://reviews:9080/a/b?c=d",
+        headers,
+        TestBody::empty(),
+    )
+    .await
+    .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-served-by"], "reviews-v1");
     // SEMANTICS HDR-9, HDR-1
     assert_eq!(resp.headers()["server"], "envoy");
-    assert!(resp.headers()["x-envoy-upstream-service-time"].to_str().unwrap().parse::<u64>().is_ok());
+    assert!(
+        resp.headers()["x-envoy-upstream-service-time"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .is_ok()
+    );
 
     let seen = &up.requests()[0];
     assert_eq!(seen.uri, "/a/b?c=d");
@@ -48,7 +60,12 @@ async fn host_header_forms_resolve_like_istio() {
     let up = TestServer::builder().name("ratings").start().await;
     let h = Harness::start(&service("ratings", "ratings", 9080, "HTTP", &[up.addr()])).await;
     // SEMANTICS HOST-2, HOST-3, HOST-6: every alias of the client's namespace, port in Host.
-    for host in ["ratings:9080", "ratings.test:9080", "ratings.test.svc:9080", "RATINGS.test.svc.cluster.local:9080"] {
+    for host in [
+        "ratings:9080",
+        "ratings.test:9080",
+        "ratings.test.svc:9080",
+        "RATINGS.test.svc.cluster.local:9080",
+    ] {
         assert_eq!(h.get(host, "/").await.status(), 200, "{host}");
     }
     // Bare name from another namespace would mean ratings.other: no route (HOST-3 pitfall)
@@ -74,8 +91,13 @@ async fn h2c_downstream_and_http2_upstream() {
     .unwrap();
     tokio::spawn(conn);
     // SEMANTICS SE-7: HTTP ports get HTTP/1.1 upstream, HTTP2 ports HTTP/2.
-    for (host, upstream_version) in [("plain.example.com", "HTTP/1.1"), ("h2.example.com", "HTTP/2.0")] {
-        let req = Request::get(format!("http://{host}/x")).body(TestBody::empty()).unwrap();
+    for (host, upstream_version) in [
+        ("plain.example.com", "HTTP/1.1"),
+        ("h2.example.com", "HTTP/2.0"),
+    ] {
+        let req = Request::get(format!("http://{host}/x"))
+            .body(TestBody::empty())
+            .unwrap();
         let resp = sender.send_request(req).await.unwrap();
         assert_eq!(resp.status(), 200, "{host}");
         assert_eq!(resp.version(), http::Version::HTTP_2);
@@ -83,7 +105,10 @@ async fn h2c_downstream_and_http2_upstream() {
     }
     let seen = up.requests();
     assert_eq!(seen[0].header("host"), Some("plain.example.com"));
-    assert_eq!(seen[1].uri.authority().map(|a| a.as_str()), Some("h2.example.com"));
+    assert_eq!(
+        seen[1].uri.authority().map(|a| a.as_str()),
+        Some("h2.example.com")
+    );
     // Both requests shared one downstream connection and h2c_client works end to end too.
     let _ = h2c_client::<TestBody>();
 }
@@ -91,19 +116,37 @@ async fn h2c_downstream_and_http2_upstream() {
 #[tokio::test]
 async fn keep_alive_connections_are_reused_both_ways() {
     let up = TestServer::builder().name("pool").start().await;
-    let h = Harness::start(&service("pool", "pool.example.com", 80, "HTTP", &[up.addr()])).await;
+    let h = Harness::start(&service(
+        "pool",
+        "pool.example.com",
+        80,
+        "HTTP",
+        &[up.addr()],
+    ))
+    .await;
     for _ in 0..20 {
         assert_eq!(h.get("pool.example.com", "/").await.status(), 200);
     }
     assert_eq!(up.request_count(), 20);
-    assert_eq!(up.connection_count(), 1, "the upstream connection is pooled and reused");
+    assert_eq!(
+        up.connection_count(),
+        1,
+        "the upstream connection is pooled and reused"
+    );
 }
 
 #[tokio::test]
 async fn endpoints_are_picked_round_robin() {
     let a = TestServer::builder().name("a").start().await;
     let b = TestServer::builder().name("b").start().await;
-    let h = Harness::start(&service("rr", "rr.example.com", 80, "HTTP", &[a.addr(), b.addr()])).await;
+    let h = Harness::start(&service(
+        "rr",
+        "rr.example.com",
+        80,
+        "HTTP",
+        &[a.addr(), b.addr()],
+    ))
+    .await;
     let mut served = Vec::new();
     for _ in 0..10 {
         let r = h.get("rr.example.com", "/").await;
@@ -116,7 +159,14 @@ async fn endpoints_are_picked_round_robin() {
 #[tokio::test]
 async fn large_bodies_stream_in_both_directions() {
     let up = TestServer::builder().name("echo").start().await;
-    let h = Harness::start(&service("echo", "echo.example.com", 80, "HTTP", &[up.addr()])).await;
+    let h = Harness::start(&service(
+        "echo",
+        "echo.example.com",
+        80,
+        "HTTP",
+        &[up.addr()],
+    ))
+    .await;
     const SIZE: u64 = 256 * 1024 * 1024;
     let req = Request::post(format!("http://{}/upload", h.out()))
         .header("host", "echo.example.com")
@@ -144,7 +194,10 @@ async fn inbound_forwards_to_the_app_and_strips_untrusted_headers() {
     assert_eq!(resp.headers()["server"], "istio-envoy");
     let seen = &app.requests()[0];
     assert_eq!(seen.uri, "/hello");
-    assert_eq!(seen.header("host"), Some("checkout.test.svc.cluster.local:8080"));
+    assert_eq!(
+        seen.header("host"),
+        Some("checkout.test.svc.cluster.local:8080")
+    );
     // SEMANTICS HDR-5, HDR-7
     assert_eq!(seen.header("x-envoy-retry-on"), None);
     assert_eq!(seen.header("x-forwarded-client-cert"), None);

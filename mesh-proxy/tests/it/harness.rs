@@ -15,12 +15,26 @@ pub(crate) struct Harness {
 }
 
 /// A STATIC ServiceEntry for `host` on `port` with one endpoint per address.
-pub(crate) fn service(name: &str, host: &str, port: u16, protocol: &str, endpoints: &[SocketAddr]) -> String {
+pub(crate) fn service(
+    name: &str,
+    host: &str,
+    port: u16,
+    protocol: &str,
+    endpoints: &[SocketAddr],
+) -> String {
     let mut eps = String::new();
     for e in endpoints {
-        eps.push_str(&format!("  - {{address: {}, ports: {{http: {}}}}}\n", e.ip(), e.port()));
+        eps.push_str(&format!(
+            "  - {{address: {}, ports: {{http: {}}}}}\n",
+            e.ip(),
+            e.port()
+        ));
     }
-    let eps = if endpoints.is_empty() { " []\n".to_owned() } else { format!("\n{eps}") };
+    let eps = if endpoints.is_empty() {
+        " []\n".to_owned()
+    } else {
+        format!("\n{eps}")
+    };
     format!(
         "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: {name}, namespace: test}}\nspec:\n  hosts: [{host}]\n  resolution: STATIC\n  ports: [{{number: {port}, name: http, protocol: {protocol}}}]\n  endpoints:{eps}---\n"
     )
@@ -38,8 +52,10 @@ impl Harness {
         let mut settings = ProxySettings::loopback([dir.path().to_path_buf()]);
         settings.namespace = "test".into();
         tweak(&mut settings);
-        //VSHIM
-        let proxy = Proxy::start_with(settings, None, None).await.unwrap();
+        let check: mesh_core::watch::Check = Box::new(mesh_core::validate::check);
+        let proxy = Proxy::start_with(settings, Some(check), None)
+            .await
+            .unwrap();
         Self { proxy, dir }
     }
 
@@ -53,7 +69,11 @@ impl Harness {
 
     /// GET through the outbound listener with `Host: host`.
     pub(crate) async fn get(&self, host: &str, path: &str) -> Response<Bytes> {
-        send(self.out(), Request::get(format!("http://{}{path}", self.out())).header("host", host)).await
+        send(
+            self.out(),
+            Request::get(format!("http://{}{path}", self.out())).header("host", host),
+        )
+        .await
     }
 
     /// GET on the admin listener.
@@ -69,7 +89,10 @@ impl Harness {
 }
 
 pub(crate) async fn send(_addr: SocketAddr, req: http::request::Builder) -> Response<Bytes> {
-    let resp = http1_client::<TestBody>().request(req.body(TestBody::empty()).unwrap()).await.unwrap();
+    let resp = http1_client::<TestBody>()
+        .request(req.body(TestBody::empty()).unwrap())
+        .await
+        .unwrap();
     let (parts, body) = resp.into_parts();
     Response::from_parts(parts, body.collect().await.unwrap().to_bytes())
 }

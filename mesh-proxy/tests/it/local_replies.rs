@@ -50,7 +50,14 @@ async fn refused_connect_is_503_remote_connection_failure() {
 async fn upstream_closing_before_headers_is_connection_termination() {
     // SEMANTICS ERR-2 (UC)
     let up = TestServer::builder().close_without_response().start().await;
-    let h = Harness::start(&service("rude", "rude.example.com", 80, "HTTP", &[up.addr()])).await;
+    let h = Harness::start(&service(
+        "rude",
+        "rude.example.com",
+        80,
+        "HTTP",
+        &[up.addr()],
+    ))
+    .await;
     let r = h.get("rude.example.com", "/").await;
     assert_eq!(r.status(), 503);
     assert_eq!(
@@ -62,7 +69,11 @@ async fn upstream_closing_before_headers_is_connection_termination() {
 #[tokio::test]
 async fn upstream_5xx_passes_through_unchanged() {
     // SEMANTICS ERR-3: only local replies use Envoy's bodies.
-    let up = TestServer::builder().status(503).body("app says no").start().await;
+    let up = TestServer::builder()
+        .status(503)
+        .body("app says no")
+        .start()
+        .await;
     let h = Harness::start(&service("app", "app.example.com", 80, "HTTP", &[up.addr()])).await;
     let r = h.get("app.example.com", "/").await;
     assert_eq!(r.status(), 503);
@@ -88,10 +99,17 @@ async fn grpc_requests_get_trailers_only_local_replies() {
 async fn malformed_requests_get_400_and_no_panic() {
     let h = Harness::start("").await;
     // A header line without a colon.
-    let reply = raw_http1(h.out(), "GET / HTTP/1.1\r\nHost: x\r\nbroken header\r\n\r\n").await.unwrap();
+    let reply = raw_http1(
+        h.out(),
+        "GET / HTTP/1.1\r\nHost: x\r\nbroken header\r\n\r\n",
+    )
+    .await
+    .unwrap();
     assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
     // No Host at all (HTTP/1.1 requires one): nothing to route on.
-    let reply = raw_http1(h.out(), "GET / HTTP/1.1\r\nConnection: close\r\n\r\n").await.unwrap();
+    let reply = raw_http1(h.out(), "GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
     assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
     assert!(reply.ends_with("Bad Request"), "{reply}");
     // The proxy still serves.
@@ -105,6 +123,10 @@ async fn oversized_headers_get_431() {
     let big = "a".repeat(70 * 1024);
     let raw = format!("GET / HTTP/1.1\r\nHost: x\r\nx-big: {big}\r\n\r\n");
     let reply = raw_http1(h.out(), raw).await.unwrap();
-    assert!(reply.starts_with("HTTP/1.1 431"), "{}", &reply[..reply.len().min(200)]);
+    assert!(
+        reply.starts_with("HTTP/1.1 431"),
+        "{}",
+        &reply[..reply.len().min(200)]
+    );
     assert_eq!(h.get("nowhere.example.com", "/").await.status(), 404);
 }

@@ -355,7 +355,7 @@ pub enum UnmatchedPreflights {
     Unspecified,
     /// Forward the preflight to the upstream.
     Forward,
-    /// Answer it locally without CORS headers.
+    /// Do not forward it to the upstream.
     Ignore,
 }
 
@@ -385,7 +385,7 @@ pub struct FaultDelay {
     /// Fixed delay before forwarding (exclusive with `exponentialDelay`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fixed_delay: Option<Duration>,
-    /// Mean of an exponentially distributed delay (not implemented by Istio; exclusive with
+    /// Mean of an exponentially distributed delay (undocumented in Istio; exclusive with
     /// `fixedDelay`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exponential_delay: Option<Duration>,
@@ -407,7 +407,7 @@ pub struct FaultAbort {
     /// gRPC status name to answer with (`UNAVAILABLE`, …) (VS-28).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grpc_status: Option<String>,
-    /// HTTP/2 error name to reset the stream with (not implemented by Istio).
+    /// HTTP/2 error name to reset the stream with (undocumented in Istio).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http2_error: Option<String>,
     /// Share of requests aborted; absent = none (VS-28).
