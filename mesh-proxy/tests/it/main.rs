@@ -1,6 +1,9 @@
 //! mesh-proxy's integration tests: the real proxy on loopback, real upstreams, real HTTP/1.1
 //! and HTTP/2. One binary, one module per area.
-#![allow(clippy::unwrap_used, reason = "test helpers fail the test on a broken setup")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers fail the test on a broken setup"
+)]
 
 mod admin;
 mod binary;
