@@ -130,3 +130,20 @@ async fn oversized_headers_get_431() {
     );
     assert_eq!(h.get("nowhere.example.com", "/").await.status(), 404);
 }
+
+#[tokio::test]
+async fn a_port_in_use_is_a_clear_start_error() {
+    let taken = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = mesh_proxy::ProxySettings::loopback([dir.path().to_path_buf()]);
+    settings.outbound = taken.local_addr().unwrap();
+    let error = mesh_proxy::Proxy::start(settings).await.unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.starts_with(&format!(
+            "cannot listen on {} (outbound):",
+            taken.local_addr().unwrap()
+        )),
+        "{text}"
+    );
+}
