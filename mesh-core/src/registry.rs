@@ -303,6 +303,10 @@ impl Registry {
             )
         });
 
+        // Previous clusters by name, looked up once per new cluster (not a scan per cluster).
+        let previous: HashMap<&str, &Cluster> = previous
+            .map(|p| p.clusters().map(|c| (c.name.as_str(), &**c)).collect())
+            .unwrap_or_default();
         let mut registry = Registry::default();
         for se in entries {
             for raw_host in &se.spec.hosts {
@@ -312,7 +316,7 @@ impl Registry {
                 {
                     continue;
                 }
-                let service = build_service(se, &host, &workloads, previous);
+                let service = build_service(se, &host, &workloads, &previous);
                 let index = registry.services.len();
                 registry.services.push(Arc::new(service));
                 if is_wildcard(&host) {
@@ -439,7 +443,7 @@ fn build_service(
     se: &Resource<ServiceEntry>,
     host: &str,
     workloads: &[&Resource<WorkloadEntry>],
-    previous: Option<&Registry>,
+    previous: &HashMap<&str, &Cluster>,
 ) -> Service {
     let spec = &se.spec;
     let ns = se.namespace();
@@ -467,7 +471,7 @@ fn build_service(
         .map(|port| {
             let name = format!("outbound|{}||{host}", port.number);
             let (source, endpoints) = cluster_endpoints(spec, ns, host, port, &bodies);
-            let set = match previous.and_then(|p| p.clusters().find(|c| c.name == name)) {
+            let set = match previous.get(name.as_str()) {
                 Some(old) => old.endpoints.load().carry_over(endpoints),
                 None => EndpointSet::new(endpoints),
             };

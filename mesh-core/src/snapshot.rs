@@ -114,28 +114,41 @@ impl Default for Snapshot {
     }
 }
 
-/// FNV-1a over each resource's canonical JSON (type, metadata, spec): stable across runs and
-/// platforms, blind to comments and formatting.
+/// FNV-1a over each resource's canonical JSON (type, metadata, spec), streamed straight into
+/// the hash (no intermediate JSON value or buffer): stable across runs and platforms, blind to
+/// comments and formatting.
 fn content_version(resources: &[AnyResource]) -> String {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let mut hash = OFFSET;
-    let mut feed = |bytes: &[u8]| {
-        for b in bytes {
-            hash ^= u64::from(*b);
-            hash = hash.wrapping_mul(PRIME);
-        }
-    };
+    let mut hash = Fnv1a(0xcbf2_9ce4_8422_2325);
     for r in resources {
-        feed(r.api_version().as_bytes());
-        feed(r.kind().as_str().as_bytes());
-        feed(&serde_json::to_vec(r.metadata()).unwrap_or_default());
-        feed(&serde_json::to_vec(&r.spec_json()).unwrap_or_default());
-        feed(&[0xff]);
+        // Writing into the hasher cannot fail, and every model type serializes.
+        let _ = serde_json::to_writer(&mut hash, r);
+        hash.feed(&[0xff]);
     }
     let mut out = String::with_capacity(16);
-    let _ = write!(out, "{hash:016x}");
+    let _ = write!(out, "{:016x}", hash.0);
     out
+}
+
+struct Fnv1a(u64);
+
+impl Fnv1a {
+    fn feed(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+}
+
+impl std::io::Write for Fnv1a {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.feed(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -28,6 +28,8 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener) {
     let builder = auto::Builder::new(TokioExecutor::new());
     loop {
         let Ok((stream, _)) = listener.accept().await else {
+            // Out of file descriptors and the like: back off instead of spinning.
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             continue;
         };
         let shared = Arc::clone(&shared);

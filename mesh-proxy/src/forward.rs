@@ -34,14 +34,14 @@ pub(crate) async fn handle(
 ) -> Result<Response<ProxyBody>, Infallible> {
     let metrics = shared.metrics.listener(direction);
     metrics.requests.inc();
-    metrics.active_requests.inc();
+    // Counted down on drop too: a client that goes away mid-request must not leave it "active".
+    let _active = ActiveGuard::new(&metrics.active_requests);
     let grpc = is_grpc(req.headers());
     let result = match direction {
         Direction::Outbound => outbound(&shared, req).await,
         Direction::Inbound => inbound(&shared, req).await,
     };
-    metrics.active_requests.dec();
-    let mut resp = match result {
+    let resp = match result {
         Ok(resp) => resp,
         Err(reply) => {
             shared.metrics.local_reply(direction, reply.flag());
@@ -50,12 +50,30 @@ pub(crate) async fn handle(
                 flag = reply.flag(),
                 "local reply"
             );
-            reply.into_response(grpc)
+            let mut resp = reply.into_response(grpc);
+            // Upstream responses get it in `prepare_response`; local replies here (ERR-1, HDR-9).
+            resp.headers_mut()
+                .insert(http::header::SERVER, direction.server_header());
+            resp
         }
     };
-    resp.headers_mut()
-        .insert(http::header::SERVER, direction.server_header());
     Ok(resp)
+}
+
+/// Holds a gauge up for as long as it lives.
+struct ActiveGuard<'a>(&'a prometheus_client::metrics::gauge::Gauge);
+
+impl<'a> ActiveGuard<'a> {
+    fn new(gauge: &'a prometheus_client::metrics::gauge::Gauge) -> Self {
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for ActiveGuard<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// Where an outbound request is headed: its authority and the destination port.
