@@ -245,17 +245,19 @@ impl Reloader {
             Ok(s) => s,
             Err(error) => return self.reject(&error.to_string()),
         };
+        let current = self.tx.borrow().version().to_owned();
+        if current == snapshot.version() {
+            // Same content as the snapshot serving, which already passed the check.
+            self.stats.record_success();
+            tracing::debug!(version = %current, "config unchanged");
+            return;
+        }
         if let Some(check) = &self.check
             && let Err(messages) = check(&snapshot)
         {
             return self.reject(&messages.join("\n"));
         }
         self.stats.record_success();
-        let current = self.tx.borrow().version().to_owned();
-        if current == snapshot.version() {
-            tracing::debug!(version = %current, "config unchanged");
-            return;
-        }
         tracing::info!(from = %current, to = %snapshot.version(), resources = snapshot.resources().len(), "config reloaded");
         self.tx.send_replace(Arc::new(snapshot));
     }

@@ -308,3 +308,22 @@ async fn dns_resolution_resolves_localhost() {
             .all(|e| e.addr.ip().is_loopback() && e.addr.port() == 8081)
     );
 }
+
+#[test]
+fn equal_timestamps_break_ties_by_namespace_then_name() {
+    // SEMANTICS HOST-9 order, applied to ServiceEntries by SE-8.
+    let mk = |name: &str, ns: &str| {
+        let mut r = se_res(
+            name,
+            ns,
+            static_se(&["api.example.com"], vec![port(80, "http", None)], vec![]),
+        );
+        r.metadata_mut().creation_timestamp = Some("2024-01-01T00:00:00Z".into());
+        r
+    };
+    let reg = Registry::build(
+        &Snapshot::new(vec![mk("b", "default"), mk("a", "default")]),
+        &Scope::new("default"),
+    );
+    assert_eq!(reg.lookup("api.example.com", "default").unwrap().name, "a");
+}

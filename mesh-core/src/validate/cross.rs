@@ -216,13 +216,25 @@ fn selects(selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String
     selector.iter().all(|(k, v)| labels.get(k) == Some(v))
 }
 
-pub(crate) fn check<'s>(snapshot: &'s Snapshot, analyzer: &Analyzer, out: &mut Reporter<'s>) {
+/// Runs the cross-resource checks. With `errors_only` (the reload gate), only the checks that
+/// can produce an error run: undefined subsets (MESH0101) and namespace-wide Sidecars
+/// (MESH0502); the warning- and info-only checks are skipped rather than computed and dropped.
+pub(crate) fn check<'s>(
+    snapshot: &'s Snapshot,
+    analyzer: &Analyzer,
+    errors_only: bool,
+    out: &mut Reporter<'s>,
+) {
     let index = Index::new(snapshot);
     let services = HostIndex::new(&index.se);
     let rules = HostIndex::new(&index.dr);
+    virtual_service_references(&index, &services, &rules, out);
+    shadowing::sidecars(&index, out);
+    if errors_only {
+        return;
+    }
     shadowing::duplicate_resources(snapshot, out);
     not_exported(&index, &analyzer.namespace, out);
-    virtual_service_references(&index, &services, &rules, out);
     shadowing::duplicate_hosts(
         index
             .vs
@@ -252,7 +264,6 @@ pub(crate) fn check<'s>(snapshot: &'s Snapshot, analyzer: &Analyzer, out: &mut R
     destination_rules(&index, &services, out);
     workload_selection(&index, out);
     shadowing::peer_authentications(&index, &analyzer.root_namespace, out);
-    shadowing::sidecars(&index, out);
 }
 
 fn not_exported<'s>(index: &Index<'s>, proxy_ns: &str, out: &mut Reporter<'s>) {

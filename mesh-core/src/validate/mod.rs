@@ -116,7 +116,7 @@ impl Analyzer {
 
     /// Every finding about `snapshot`, sorted by file, line and code.
     pub fn analyze(&self, snapshot: &Snapshot) -> Vec<Finding> {
-        self.run(snapshot)
+        self.run(snapshot, false)
             .finish(&mut SourceMap::default(), |_| true)
     }
 
@@ -125,7 +125,7 @@ impl Analyzer {
     /// findings are placed at their fields, so warnings cost no file reads here.
     pub fn check(&self, snapshot: &Snapshot) -> Result<(), Vec<String>> {
         let errors = self
-            .run(snapshot)
+            .run(snapshot, true)
             .finish(&mut SourceMap::default(), |c| c.severity == Severity::Error);
         if errors.is_empty() {
             Ok(())
@@ -134,8 +134,9 @@ impl Analyzer {
         }
     }
 
-    /// Runs every check; findings still carry field paths, not positions.
-    fn run<'s>(&self, snapshot: &'s Snapshot) -> Reporter<'s> {
+    /// Runs the checks (with `errors_only`, skips the cross-resource checks that can only warn);
+    /// findings still carry field paths, not positions.
+    fn run<'s>(&self, snapshot: &'s Snapshot, errors_only: bool) -> Reporter<'s> {
         let mut reporter = Reporter::default();
         let delegated = delegate_targets(snapshot);
         for resource in snapshot.resources() {
@@ -159,7 +160,7 @@ impl Analyzer {
                 }
             }
         }
-        cross::check(snapshot, self, &mut reporter);
+        cross::check(snapshot, self, errors_only, &mut reporter);
         reporter
     }
 }

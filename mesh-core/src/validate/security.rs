@@ -37,7 +37,7 @@ pub(crate) fn check_peer_authentication(
     }
     if let Some(selector) = &pa.selector {
         check_workload_selector(on, &selector.match_labels, "spec.selector.matchLabels");
-        if on.namespace() == root_namespace {
+        if has_selector && on.namespace() == root_namespace {
             on.add(
                 &codes::PA_ROOT_SELECTOR,
                 "spec.selector",
@@ -54,15 +54,20 @@ pub(crate) fn check_peer_authentication(
 /// (AUTHZ-9).
 fn check_wildcards(on: &mut On<'_, '_>, values: &[String], path: &str) {
     for (i, v) in values.iter().enumerate() {
-        let stars = v.matches('*').count();
-        let ok = stars == 0 || v == "*" || (stars == 1 && (v.starts_with('*') || v.ends_with('*')));
-        if !ok {
-            on.add(
-                &codes::AP_INNER_WILDCARD,
-                format!("{path}[{i}]"),
-                format!("{v:?} has `*` in the middle or more than once: it is taken literally"),
-            );
-        }
+        check_wildcard(on, v, format!("{path}[{i}]"));
+    }
+}
+
+/// [`check_wildcards`] for one value at `element_path`.
+fn check_wildcard(on: &mut On<'_, '_>, v: &str, element_path: String) {
+    let stars = v.matches('*').count();
+    let ok = stars == 0 || v == "*" || (stars == 1 && (v.starts_with('*') || v.ends_with('*')));
+    if !ok {
+        on.add(
+            &codes::AP_INNER_WILDCARD,
+            element_path,
+            format!("{v:?} has `*` in the middle or more than once: it is taken literally"),
+        );
     }
 }
 
@@ -472,7 +477,7 @@ fn check_operation(on: &mut On<'_, '_>, op: &Operation, path: &str, rule: usize)
                 }
                 continue;
             }
-            check_wildcards(on, std::slice::from_ref(p), &format!("{path}.{field}"));
+            check_wildcard(on, p, ppath.clone());
             if !p.is_empty() && !p.starts_with('/') && !p.starts_with('*') {
                 on.add(
                     &codes::AP_NEVER_MATCHES,
