@@ -10,10 +10,10 @@
 //!   file, line and column in every error;
 //! - [`snapshot`]: all resources of one configuration version;
 //! - [`watch`]: hot reload that publishes new snapshots and keeps the last good one;
-//! - [`watch`]: hot reload that publishes new snapshots and keeps the last good one;
 //! - [`hosts`]: Istio host name resolution (short names, `name.ns`, FQDN, wildcards);
 //! - [`registry`]: services, clusters and endpoints from ServiceEntries and WorkloadEntries;
-//! - [`endpoint`]: endpoints with per-endpoint health that routing reads and resilience writes.
+//! - [`endpoint`]: endpoints with per-endpoint health that routing reads and resilience writes;
+//! - [`random`]: fast, seedable randomness for balancers, weights, faults and jitter.
 //!
 //! ```
 //! use mesh_core::loader::Loader;
@@ -38,6 +38,7 @@ pub mod endpoint;
 pub mod hosts;
 pub mod loader;
 pub mod model;
+pub mod random;
 pub mod registry;
 pub mod snapshot;
 pub mod suggest;
