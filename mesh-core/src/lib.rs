@@ -12,7 +12,10 @@
 //! - [`watch`]: hot reload that publishes new snapshots and keeps the last good one;
 //! - [`hosts`]: Istio host name resolution (short names, `name.ns`, FQDN, wildcards);
 //! - [`registry`]: services, clusters and endpoints from ServiceEntries and WorkloadEntries;
+//! - [`traffic_policy`]: which DestinationRule applies to a destination, and each cluster's
+//!   effective policy;
 //! - [`endpoint`]: endpoints with per-endpoint health that routing reads and resilience writes;
+//! - [`extensions`]: typed request extensions that layers hand on (the route decision);
 //! - [`random`]: fast, seedable randomness for balancers, weights, faults and jitter.
 //!
 //! ```
@@ -35,6 +38,7 @@
 //! ```
 
 pub mod endpoint;
+pub mod extensions;
 pub mod hosts;
 pub mod loader;
 pub mod model;
@@ -42,6 +46,7 @@ pub mod random;
 pub mod registry;
 pub mod snapshot;
 pub mod suggest;
+pub mod traffic_policy;
 pub mod validate;
 pub mod watch;
 

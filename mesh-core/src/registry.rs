@@ -1,10 +1,14 @@
 //! The service registry: ServiceEntries and WorkloadEntries turned into services, clusters and
 //! endpoints (SEMANTICS §5), looked up by request host like Istio (SEMANTICS §1).
 //!
-//! Built once per snapshot for one proxy (its namespace decides `exportTo` visibility). Each
-//! service port is a [`Cluster`] named as Istio names it (`outbound|PORT||FQDN`) whose endpoint
-//! set sits behind an `ArcSwap`: DNS refreshes swap it without a lock, and a rebuild after a
-//! reload carries endpoint health and counters over ([`Registry::build_from`]).
+//! Built once per snapshot for one proxy (its namespace decides `exportTo` visibility, its
+//! labels which DestinationRule `workloadSelector`s apply). Each service port is a [`Cluster`]
+//! named as Istio names it (`outbound|PORT||FQDN`), and so is each subset of the
+//! DestinationRule that applies to the service (`outbound|PORT|SUBSET|FQDN`, SEMANTICS DR-1,
+//! HOST-12; [`crate::traffic_policy`]), with the endpoints carrying the subset's labels and its
+//! own effective policy (DR-3, DR-4). Every cluster's endpoint set sits behind an `ArcSwap`:
+//! DNS refreshes swap it without a lock, and a rebuild after a reload carries endpoint health
+//! and counters over, per cluster name ([`Registry::build_from`]).
 //!
 //! ```
 //! use mesh_core::model::*;
@@ -29,40 +33,83 @@
 //! let cluster = service.cluster(9080).unwrap();
 //! assert_eq!(cluster.name(), "outbound|9080||reviews.prod.svc.cluster.local");
 //! assert_eq!(cluster.endpoints().endpoint(0).addr.port(), 9080);
+//! assert_eq!(cluster.subset(), None);
 //! ```
 
+mod cluster;
+mod endpoints;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
-
+pub use self::cluster::Cluster;
+use self::cluster::{Previous, port_clusters};
+pub use self::endpoints::target_port;
+use self::endpoints::{WorkloadIndex, cluster_endpoints};
 use crate::Snapshot;
-use crate::endpoint::{Endpoint, EndpointSet};
 use crate::hosts::{self, host_matches, is_wildcard};
 use crate::model::{
     Location, Resolution, Resource, ServiceEntry, ServiceLocation, ServicePort, WorkloadEntry,
 };
+use crate::traffic_policy::{DestinationRules, MergedRule};
 
 /// How often DNS endpoints are re-resolved (SEMANTICS SE-3: the system resolver gives no TTL,
 /// so the longest interval the rule allows).
 pub const DNS_REFRESH: Duration = Duration::from_secs(30);
 
-/// The proxy a registry is built for: its namespace decides what `exportTo` lets it see.
+/// The root namespace when none is configured (`--root-namespace`, SEMANTICS HOST-12).
+pub const DEFAULT_ROOT_NAMESPACE: &str = "istio-system";
+
+/// The proxy a registry is built for: its namespace decides what `exportTo` lets it see, its
+/// labels which DestinationRule `workloadSelector`s select it, and the root namespace is the
+/// last place a DestinationRule is looked for (HOST-8, HOST-12).
+///
+/// ```
+/// use mesh_core::registry::Scope;
+/// let scope = Scope::new("prod").labels([("app", "web")]).root_namespace("mesh-root");
+/// assert_eq!(scope.labels["app"], "web");
+/// assert_eq!(Scope::new("prod").root_namespace, "istio-system");
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Scope {
     /// The proxy's namespace (`--namespace`).
     pub namespace: String,
+    /// The proxy workload's labels (`--labels`).
+    pub labels: BTreeMap<String, String>,
+    /// The root namespace (`--root-namespace`, default [`DEFAULT_ROOT_NAMESPACE`]).
+    pub root_namespace: String,
 }
 
 impl Scope {
-    /// A scope for a proxy in `namespace`.
+    /// A scope for a proxy in `namespace`, without labels, with root namespace `istio-system`.
     pub fn new(namespace: impl Into<String>) -> Self {
         Self {
             namespace: namespace.into(),
+            labels: BTreeMap::new(),
+            root_namespace: DEFAULT_ROOT_NAMESPACE.to_owned(),
         }
+    }
+
+    /// Sets the workload's labels.
+    pub fn labels<K, V>(mut self, labels: impl IntoIterator<Item = (K, V)>) -> Self
+    where
+        K: Into<String>,
+        V: Into<String>,
+    {
+        self.labels = labels
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        self
+    }
+
+    /// Sets the root namespace.
+    pub fn root_namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.root_namespace = namespace.into();
+        self
     }
 }
 
@@ -131,112 +178,6 @@ impl Protocol {
     }
 }
 
-/// Where a cluster's endpoints come from.
-#[derive(Clone, Debug)]
-enum Source {
-    /// Fixed at build time.
-    Static,
-    /// `resolution: NONE`: the request's own destination.
-    Passthrough,
-    /// Resolved by DNS: (name, port, template endpoint) per target; `first_only` for
-    /// `DNS_ROUND_ROBIN`.
-    Dns {
-        targets: Vec<(String, u16, Endpoint)>,
-        first_only: bool,
-    },
-}
-
-/// One port of one service: the unit of endpoints, pools and (later) breakers.
-#[derive(Debug)]
-pub struct Cluster {
-    name: String,
-    host: String,
-    port: u32,
-    port_name: String,
-    protocol: Protocol,
-    source: Source,
-    endpoints: ArcSwap<EndpointSet>,
-}
-
-impl Cluster {
-    /// Istio's cluster name: `outbound|PORT||FQDN`.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The service host.
-    pub fn host(&self) -> &str {
-        &self.host
-    }
-
-    /// The service port.
-    pub fn port(&self) -> u32 {
-        self.port
-    }
-
-    /// The service port's name.
-    pub fn port_name(&self) -> &str {
-        &self.port_name
-    }
-
-    /// The port's protocol.
-    pub fn protocol(&self) -> Protocol {
-        self.protocol
-    }
-
-    /// Whether the cluster forwards to the request's own destination (`resolution: NONE`).
-    pub fn is_passthrough(&self) -> bool {
-        matches!(self.source, Source::Passthrough)
-    }
-
-    /// Whether endpoints come from DNS.
-    pub fn is_dns(&self) -> bool {
-        matches!(self.source, Source::Dns { .. })
-    }
-
-    /// The current endpoint set (a request loads it once and keeps it).
-    pub fn endpoints(&self) -> Arc<EndpointSet> {
-        self.endpoints.load_full()
-    }
-
-    /// Resolves the cluster's DNS names once and swaps in the result, keeping the state of
-    /// endpoints that stay. Names that fail to resolve are logged and contribute nothing.
-    pub async fn refresh_dns(&self) {
-        let Source::Dns {
-            targets,
-            first_only,
-        } = &self.source
-        else {
-            return;
-        };
-        let mut endpoints = Vec::new();
-        for (name, port, template) in targets {
-            match tokio::net::lookup_host((name.as_str(), *port)).await {
-                Ok(addrs) => {
-                    let mut addrs: Vec<SocketAddr> = addrs.collect();
-                    addrs.dedup();
-                    if *first_only {
-                        addrs.truncate(1);
-                    }
-                    endpoints.extend(addrs.into_iter().map(|addr| Endpoint {
-                        addr,
-                        ..template.clone()
-                    }));
-                }
-                Err(error) => {
-                    tracing::warn!(cluster = %self.name, %name, %error, "dns resolution failed")
-                }
-            }
-        }
-        let current = self.endpoints.load();
-        if current.endpoints() != endpoints.as_slice() {
-            tracing::debug!(cluster = %self.name, endpoints = endpoints.len(), "dns endpoints changed");
-            self.endpoints
-                .store(Arc::new(current.carry_over(endpoints)));
-        }
-    }
-}
-
 /// A service: one host of a ServiceEntry with its ports.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -256,17 +197,36 @@ pub struct Service {
     /// Where the ServiceEntry was written.
     pub source: Location,
     clusters: Vec<Arc<Cluster>>,
+    subset_clusters: Vec<Arc<Cluster>>,
 }
 
 impl Service {
-    /// The cluster of service port `port`.
-    pub fn cluster(&self, port: u32) -> Option<&Arc<Cluster>> {
-        self.clusters.iter().find(|c| c.port == port)
+    /// The ServiceEntry's namespace (the "service namespace" of HOST-12).
+    pub fn namespace(&self) -> &str {
+        &self.namespace
     }
 
-    /// Every cluster (one per port).
+    /// The cluster of service port `port` (no subset).
+    pub fn cluster(&self, port: u32) -> Option<&Arc<Cluster>> {
+        self.clusters.iter().find(|c| c.port() == port)
+    }
+
+    /// The cluster of subset `subset` on service port `port` (DR-1): `None` when the port is
+    /// unknown or the DestinationRule that applies defines no such subset.
+    pub fn subset_cluster(&self, port: u32, subset: &str) -> Option<&Arc<Cluster>> {
+        self.subset_clusters
+            .iter()
+            .find(|c| c.port() == port && c.subset() == Some(subset))
+    }
+
+    /// Every cluster without a subset (one per port).
     pub fn clusters(&self) -> &[Arc<Cluster>] {
         &self.clusters
+    }
+
+    /// Every subset cluster (one per port and subset), by port, then in the rule's subset order.
+    pub fn subset_clusters(&self) -> &[Arc<Cluster>] {
+        &self.subset_clusters
     }
 }
 
@@ -278,6 +238,7 @@ pub struct Registry {
     /// Wildcard patterns, most specific (longest) first.
     wildcards: Vec<(String, usize)>,
     addresses: HashMap<IpAddr, usize>,
+    destination_rules: DestinationRules,
 }
 
 impl Registry {
@@ -287,7 +248,7 @@ impl Registry {
     }
 
     /// Builds the registry, carrying endpoint health and counters over from `previous` for
-    /// clusters that keep their name (SEMANTICS RELOAD-3).
+    /// clusters (base and subset) that keep their name (SEMANTICS RELOAD-3).
     pub fn build_from(snapshot: &Snapshot, scope: &Scope, previous: Option<&Registry>) -> Self {
         let workloads = WorkloadIndex::new(snapshot);
         let mut entries: Vec<&Resource<ServiceEntry>> = snapshot
@@ -299,9 +260,10 @@ impl Registry {
         entries.sort_by(|a, b| creation_order(a, b));
 
         // Previous clusters by name, looked up once per new cluster (not a scan per cluster).
-        let previous: HashMap<&str, &Cluster> = previous
-            .map(|p| p.clusters().map(|c| (c.name.as_str(), &**c)).collect())
+        let previous: Previous<'_> = previous
+            .map(|p| p.clusters().map(|c| (c.name(), &**c)).collect())
             .unwrap_or_default();
+        let rules = DestinationRules::build(snapshot, scope);
         let mut registry = Registry::default();
         for se in entries {
             for raw_host in &se.spec.hosts {
@@ -311,7 +273,9 @@ impl Registry {
                 {
                     continue;
                 }
-                let service = build_service(se, &host, &workloads, &previous);
+                // A DestinationRule whose host matches no service is simply unused (DR-5).
+                let rule = rules.lookup(&host, se.namespace()).map(|r| &**r);
+                let service = build_service(se, &host, &workloads, rule, &previous);
                 let index = registry.services.len();
                 registry.services.push(Arc::new(service));
                 if is_wildcard(&host) {
@@ -329,6 +293,7 @@ impl Registry {
         registry
             .wildcards
             .sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
+        registry.destination_rules = rules;
         registry
     }
 
@@ -371,34 +336,64 @@ impl Registry {
         &self.services
     }
 
-    /// Every cluster of every service.
+    /// Every cluster of every service: per service, its port clusters, then its subset
+    /// clusters.
     pub fn clusters(&self) -> impl Iterator<Item = &Arc<Cluster>> + '_ {
-        self.services.iter().flat_map(|s| s.clusters.iter())
+        self.services
+            .iter()
+            .flat_map(|s| s.clusters.iter().chain(s.subset_clusters.iter()))
     }
 
-    /// Starts one background task per DNS cluster that resolves it now and every
-    /// [`DNS_REFRESH`]; a task ends when its cluster is dropped (the next reload).
+    /// The DestinationRules the registry was built with (the same index routing should use, so
+    /// both agree on which rule and subset apply).
+    pub fn destination_rules(&self) -> &DestinationRules {
+        &self.destination_rules
+    }
+
+    /// Starts one background task per DNS service port that resolves it now and every
+    /// [`DNS_REFRESH`], and updates the port's subset clusters from the same answer (each
+    /// keeping its own endpoint state); a task ends when its port cluster is dropped (the next
+    /// reload).
     pub fn spawn_dns_refresh(&self) {
-        for cluster in self.clusters().filter(|c| c.is_dns()) {
-            let weak: Weak<Cluster> = Arc::downgrade(cluster);
-            tokio::spawn(async move {
-                loop {
-                    let Some(cluster) = weak.upgrade() else {
-                        return;
-                    };
-                    cluster.refresh_dns().await;
-                    drop(cluster);
-                    tokio::time::sleep(DNS_REFRESH).await;
-                }
-            });
+        for service in &self.services {
+            for cluster in service.clusters.iter().filter(|c| c.is_dns()) {
+                let weak: Weak<Cluster> = Arc::downgrade(cluster);
+                let subsets: Vec<Weak<Cluster>> = service
+                    .subset_clusters
+                    .iter()
+                    .filter(|s| s.port() == cluster.port())
+                    .map(Arc::downgrade)
+                    .collect();
+                tokio::spawn(async move {
+                    loop {
+                        let Some(cluster) = weak.upgrade() else {
+                            return;
+                        };
+                        refresh_port(&cluster, &subsets).await;
+                        drop(cluster);
+                        tokio::time::sleep(DNS_REFRESH).await;
+                    }
+                });
+            }
         }
+    }
+}
+
+/// Resolves `cluster` once and updates it and its live `subsets` from the answer.
+async fn refresh_port(cluster: &Cluster, subsets: &[Weak<Cluster>]) {
+    let Some(resolved) = cluster.resolve().await else {
+        return;
+    };
+    cluster.update(&resolved);
+    for subset in subsets.iter().filter_map(Weak::upgrade) {
+        subset.update(&resolved);
     }
 }
 
 /// "Oldest first" as SEMANTICS HOST-9 orders resources: earliest RFC 3339
 /// `creationTimestamp`, equal timestamps by namespace/name; resources without a timestamp come
 /// after, in load order among themselves (the sort using this is stable).
-fn creation_order<S>(a: &Resource<S>, b: &Resource<S>) -> std::cmp::Ordering {
+pub fn creation_order<S>(a: &Resource<S>, b: &Resource<S>) -> std::cmp::Ordering {
     use std::cmp::Ordering;
     match (
         &a.metadata.creation_timestamp,
@@ -414,94 +409,12 @@ fn creation_order<S>(a: &Resource<S>, b: &Resource<S>) -> std::cmp::Ordering {
     }
 }
 
-/// WorkloadEntries in load order.
-type Entries<'a> = Vec<&'a Resource<WorkloadEntry>>;
-
-/// WorkloadEntries indexed for selection: by namespace, and by (namespace, label, value), so a
-/// ServiceEntry's `workloadSelector` looks at the entries carrying one of its labels instead of
-/// scanning every WorkloadEntry (30,000-resource configs reload this on every change).
-struct WorkloadIndex<'a> {
-    by_namespace: HashMap<&'a str, Entries<'a>>,
-    /// namespace → label → value → entries.
-    by_label: HashMap<&'a str, HashMap<&'a str, HashMap<&'a str, Entries<'a>>>>,
-}
-
-impl<'a> WorkloadIndex<'a> {
-    fn new(snapshot: &'a Snapshot) -> Self {
-        let mut by_namespace: HashMap<&str, Vec<_>> = HashMap::new();
-        let mut by_label: HashMap<&str, HashMap<&str, HashMap<&str, Vec<_>>>> = HashMap::new();
-        for we in snapshot.workload_entries() {
-            by_namespace.entry(we.namespace()).or_default().push(we);
-            for (k, v) in &we.spec.labels {
-                by_label
-                    .entry(we.namespace())
-                    .or_default()
-                    .entry(k.as_str())
-                    .or_default()
-                    .entry(v.as_str())
-                    .or_default()
-                    .push(we);
-            }
-        }
-        Self {
-            by_namespace,
-            by_label,
-        }
-    }
-
-    /// The WorkloadEntries of `namespace` whose labels are a superset of `selector` (SE-5), in
-    /// load order.
-    fn select(
-        &self,
-        namespace: &str,
-        selector: &BTreeMap<String, String>,
-    ) -> &[&'a Resource<WorkloadEntry>] {
-        let candidates = match selector.iter().next() {
-            Some((k, v)) => self
-                .by_label
-                .get(namespace)
-                .and_then(|labels| labels.get(k.as_str()))
-                .and_then(|values| values.get(v.as_str())),
-            None => self.by_namespace.get(namespace),
-        };
-        candidates.map_or(&[], Vec::as_slice)
-    }
-}
-
-/// The port on `workload` for service port `port` (SEMANTICS SE-4): the workload's port map
-/// wins over `targetPort`, which wins over the service port number.
-pub fn target_port(workload: &WorkloadEntry, port: &ServicePort) -> u32 {
-    workload
-        .ports
-        .get(&port.name)
-        .copied()
-        .or(port.target_port)
-        .unwrap_or(port.number)
-}
-
-fn endpoint_template(workload: &WorkloadEntry, namespace: &str) -> Endpoint {
-    Endpoint {
-        addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-        labels: Arc::new(workload.labels.clone()),
-        weight: workload.weight.unwrap_or(1).max(1),
-        namespace: namespace.to_owned(),
-        service_account: Some(workload.service_account.clone()).filter(|s| !s.is_empty()),
-        locality: Some(workload.locality.clone()).filter(|s| !s.is_empty()),
-        ports: Arc::new(
-            workload
-                .ports
-                .iter()
-                .map(|(k, v)| (k.clone(), *v))
-                .collect::<BTreeMap<_, _>>(),
-        ),
-    }
-}
-
 fn build_service(
     se: &Resource<ServiceEntry>,
     host: &str,
     workloads: &WorkloadIndex<'_>,
-    previous: &HashMap<&str, &Cluster>,
+    rule: Option<&MergedRule>,
+    previous: &Previous<'_>,
 ) -> Service {
     let spec = &se.spec;
     let ns = se.namespace();
@@ -522,28 +435,14 @@ fn build_service(
         None => spec.endpoints.iter().map(|e| (e, ns)).collect(),
     };
     let mut seen_ports = BTreeSet::new();
-    let clusters = spec
-        .ports
-        .iter()
-        .filter(|p| seen_ports.insert(p.number))
-        .map(|port| {
-            let name = format!("outbound|{}||{host}", port.number);
-            let (source, endpoints) = cluster_endpoints(spec, ns, host, port, &bodies);
-            let set = match previous.get(name.as_str()) {
-                Some(old) => old.endpoints.load().carry_over(endpoints),
-                None => EndpointSet::new(endpoints),
-            };
-            Arc::new(Cluster {
-                name,
-                host: host.to_owned(),
-                port: port.number,
-                port_name: port.name.clone(),
-                protocol: Protocol::of_port(port),
-                source,
-                endpoints: ArcSwap::from_pointee(set),
-            })
-        })
-        .collect();
+    let mut clusters = Vec::new();
+    let mut subset_clusters = Vec::new();
+    for port in spec.ports.iter().filter(|p| seen_ports.insert(p.number)) {
+        let (source, endpoints) = cluster_endpoints(spec, ns, host, port, &bodies);
+        let (base, subsets) = port_clusters(host, port, source, endpoints, rule, previous);
+        clusters.push(base);
+        subset_clusters.extend(subsets);
+    }
     Service {
         host: host.to_owned(),
         namespace: ns.to_owned(),
@@ -553,69 +452,7 @@ fn build_service(
         subject_alt_names: spec.subject_alt_names.clone(),
         source: se.source.clone(),
         clusters,
-    }
-}
-
-fn cluster_endpoints(
-    spec: &ServiceEntry,
-    ns: &str,
-    host: &str,
-    port: &ServicePort,
-    bodies: &[(&WorkloadEntry, &str)],
-) -> (Source, Vec<Endpoint>) {
-    match spec.resolution {
-        Resolution::None | Resolution::DynamicDns => (Source::Passthrough, Vec::new()),
-        Resolution::Static => {
-            let endpoints = bodies
-                .iter()
-                .filter_map(|(we, ns)| {
-                    let ip = we.address.parse::<IpAddr>().ok()?;
-                    let port_no = u16::try_from(target_port(we, port)).ok()?;
-                    Some(Endpoint {
-                        addr: SocketAddr::new(ip, port_no),
-                        ..endpoint_template(we, ns)
-                    })
-                })
-                .collect();
-            (Source::Static, endpoints)
-        }
-        Resolution::Dns | Resolution::DnsRoundRobin => {
-            let first_only = spec.resolution == Resolution::DnsRoundRobin;
-            let mut targets = Vec::new();
-            let mut endpoints = Vec::new();
-            if bodies.is_empty()
-                && !is_wildcard(host)
-                && let Ok(p) = u16::try_from(port.target_port.unwrap_or(port.number))
-            {
-                let template = endpoint_template(&WorkloadEntry::default(), ns);
-                targets.push((host.to_owned(), p, template));
-            }
-            for (we, ns) in bodies {
-                let Ok(p) = u16::try_from(target_port(we, port)) else {
-                    continue;
-                };
-                let template = endpoint_template(we, ns);
-                // IP literals need no resolver.
-                match we.address.parse::<IpAddr>() {
-                    Ok(ip) => endpoints.push(Endpoint {
-                        addr: SocketAddr::new(ip, p),
-                        ..template
-                    }),
-                    Err(_) => targets.push((we.address.clone(), p, template)),
-                }
-            }
-            if targets.is_empty() {
-                (Source::Static, endpoints)
-            } else {
-                (
-                    Source::Dns {
-                        targets,
-                        first_only,
-                    },
-                    endpoints,
-                )
-            }
-        }
+        subset_clusters,
     }
 }
 

@@ -17,12 +17,17 @@ use http::{HeaderValue, Request, Response, Uri, Version};
 use hyper::body::Incoming;
 use mesh_core::endpoint::EndpointSet;
 use mesh_core::hosts;
+use mesh_core::random::Random;
 use mesh_core::registry::Protocol;
+use mesh_routing::balance::BalancerKind;
+use mesh_routing::decide::{LocalAnswer, Next, decide, select};
+use mesh_routing::matcher::UriMatched;
+use mesh_routing::route::{Action, Route, WeightedDestination};
 use tokio::time::Instant;
 
 use crate::body::{ProxyBody, UpstreamBody};
 use crate::headers::{Direction, prepare_request, prepare_response};
-use crate::local_reply::{LocalReply, is_grpc};
+use crate::local_reply::{LocalReply, ResponseFlag, is_grpc};
 use crate::pool::UpstreamVersion;
 use crate::proxy::Shared;
 
@@ -31,6 +36,7 @@ pub(crate) async fn handle(
     shared: Arc<Shared>,
     direction: Direction,
     req: Request<Incoming>,
+    peer: Option<IpAddr>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let metrics = shared.metrics.listener(direction);
     metrics.requests.inc();
@@ -38,11 +44,22 @@ pub(crate) async fn handle(
     let _active = ActiveGuard::new(&metrics.active_requests);
     let grpc = is_grpc(req.headers());
     let result = match direction {
-        Direction::Outbound => outbound(&shared, req).await,
+        Direction::Outbound => outbound(&shared, req, peer).await,
         Direction::Inbound => inbound(&shared, req).await,
     };
     let resp = match result {
-        Ok(resp) => resp,
+        Ok(mut resp) => {
+            // A router answer (404 NR, 503 NC/UH, fault abort, redirect, direct response):
+            // counted like other local replies and stamped with the server header (HDR-9).
+            if let Some(&ResponseFlag(flag)) = resp.extensions().get::<ResponseFlag>() {
+                if flag != "-" {
+                    shared.metrics.local_reply(direction, flag);
+                }
+                resp.headers_mut()
+                    .insert(http::header::SERVER, direction.server_header());
+            }
+            resp
+        }
         Err(reply) => {
             shared.metrics.local_reply(direction, reply.flag());
             tracing::debug!(
@@ -107,47 +124,145 @@ pub(crate) fn destination<B>(req: &Request<B>) -> Result<Destination, LocalReply
 async fn outbound(
     shared: &Shared,
     req: Request<Incoming>,
+    peer: Option<IpAddr>,
 ) -> Result<Response<ProxyBody>, LocalReply> {
     let dest = destination(&req)?;
     // One load of the state per request: the request keeps this config version to its end
     // (SEMANTICS RELOAD-1).
     let state = shared.state.load_full();
-    let service = state
-        .registry
-        .lookup(dest.authority.as_str(), &shared.settings.namespace)
-        .ok_or(LocalReply::NoRoute)?;
-    let cluster = service
-        .cluster(u32::from(dest.port))
-        .ok_or(LocalReply::NoRoute)?;
-    let version = upstream_version(cluster.protocol(), req.version());
-    if cluster.is_passthrough() {
-        let addr = resolve_passthrough(&dest).await?;
-        return forward(
-            shared,
-            Direction::Outbound,
-            req,
-            addr,
-            version,
-            &dest.authority,
-            None,
-        )
-        .await;
+    let mut rng = Random::thread();
+    let decision = decide(&state.routes, &req, dest.port, &mut rng);
+    if let Some(delay) = decision.delay {
+        // Fault delay (VS-27): before forwarding, outside any route timeout (VS-30).
+        tokio::time::sleep(delay).await;
     }
-    let endpoints = cluster.endpoints();
-    let index = endpoints
-        .pick_round_robin()
-        .ok_or(LocalReply::NoHealthyUpstream)?;
-    let addr = endpoints.endpoint(index).addr;
-    forward(
+    let route_edits = decision.response_edits().cloned();
+    let cors = decision.cors.clone();
+    let finish = |mut resp: Response<ProxyBody>, set_cookie: Option<HeaderValue>| {
+        if let Some(e) = &route_edits {
+            e.apply(resp.headers_mut());
+        }
+        if let Some(c) = &cors {
+            for (k, v) in c {
+                resp.headers_mut().insert(k.clone(), v.clone());
+            }
+        }
+        if let Some(c) = set_cookie {
+            resp.headers_mut().append(http::header::SET_COOKIE, c);
+        }
+        if decision.delay.is_some() {
+            resp.extensions_mut().insert(FaultDelayed);
+        }
+        resp
+    };
+    let grpc = is_grpc(req.headers());
+    let dest_choice = match decision.next {
+        Next::Answer(answer) => return Ok(finish(routed_reply(answer, grpc), None)),
+        Next::Forward(d) => d,
+    };
+    let Some(matched) = decision.matched else {
+        return Err(LocalReply::NoRoute);
+    };
+    let route = matched.route;
+    let selected = match select(dest_choice, &req, dest.port, peer, &[], &mut rng) {
+        Ok(s) => s,
+        Err(LocalAnswer::NoHealthyUpstream)
+            if passthrough(dest_choice, dest.port) =>
+        {
+            // PASSTHROUGH / resolution NONE: connect to the address the app asked for (DR-6).
+            let addr = resolve_passthrough(&dest).await?;
+            let upstream = dest_choice
+                .target
+                .upstream(dest.port)
+                .map_err(|_| LocalReply::NoRoute)?;
+            let version = upstream_version(upstream.cluster.protocol(), req.version());
+            let resp = forward(
+                shared,
+                Direction::Outbound,
+                rewrite_request(req, route, dest_choice, matched.uri, &dest.authority),
+                addr,
+                version,
+                None,
+            )
+            .await?;
+            return Ok(finish(resp, None));
+        }
+        Err(answer) => return Ok(finish(routed_reply(answer, grpc), None)),
+    };
+    let version = upstream_version(selected.upstream.cluster.protocol(), req.version());
+    let req = rewrite_request(req, route, dest_choice, matched.uri, &dest.authority);
+    let resp = forward(
         shared,
         Direction::Outbound,
         req,
-        addr,
+        selected.addr,
         version,
-        &dest.authority,
-        Some((&endpoints, index)),
+        Some((&selected.endpoints, selected.index)),
     )
-    .await
+    .await?;
+    Ok(finish(resp, selected.set_cookie))
+}
+
+/// Marks a response to a request that a fault delayed (flag `DI`, VS-27).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FaultDelayed;
+
+/// Whether a destination's cluster connects to the requested address itself (DR-6
+/// `PASSTHROUGH`, or a ServiceEntry with `resolution: NONE`).
+fn passthrough(dest: &WeightedDestination, port: u16) -> bool {
+    dest.target.upstream(port).is_ok_and(|u| {
+        u.cluster.is_passthrough() || u.balancer.kind() == BalancerKind::Passthrough
+    })
+}
+
+/// A router answer as the response the client gets (SEMANTICS ERR-1, ERR-2, VS-22, VS-23).
+fn routed_reply(answer: LocalAnswer, grpc: bool) -> Response<ProxyBody> {
+    let flag = answer.flag();
+    if grpc && answer.is_error_reply() {
+        let mut resp = LocalReply::Routed(answer).into_response(true);
+        resp.extensions_mut().insert(ResponseFlag(flag));
+        return resp;
+    }
+    let (mut parts, body) = answer.into_response().into_parts();
+    parts.extensions.insert(ResponseFlag(flag));
+    Response::from_parts(parts, ProxyBody::local(body))
+}
+
+/// The request as the upstream gets it: the route's rewrites (VS-19..VS-21) and the
+/// destination's header edits (VS-25); `Host` is set by [`forward`] from the authority.
+fn rewrite_request(
+    req: Request<Incoming>,
+    route: &Route,
+    dest: &WeightedDestination,
+    uri_matched: UriMatched,
+    original: &Authority,
+) -> (Request<Incoming>, Authority) {
+    let (mut parts, body) = req.into_parts();
+    let Action::Forward {
+        rewrite, authority, ..
+    } = &route.action
+    else {
+        return (Request::from_parts(parts, body), original.clone());
+    };
+    if let Some(r) = rewrite {
+        let pq = parts.uri.path_and_query().map_or("/", PathAndQuery::as_str);
+        let new = r.apply(pq, uri_matched);
+        if let Ok(pq) = PathAndQuery::try_from(new) {
+            let mut uri = parts.uri.clone().into_parts();
+            uri.path_and_query = Some(pq);
+            if let Ok(u) = Uri::from_parts(uri) {
+                parts.uri = u;
+            }
+        }
+    }
+    dest.request_edits.apply(&mut parts.headers);
+    let authority = dest
+        .request_edits
+        .authority()
+        .or(authority.as_ref())
+        .cloned()
+        .unwrap_or_else(|| original.clone());
+    (Request::from_parts(parts, body), authority)
 }
 
 async fn inbound(
@@ -172,10 +287,9 @@ async fn inbound(
     forward(
         shared,
         Direction::Inbound,
-        req,
+        (req, authority),
         shared.settings.app,
         version,
-        &authority,
         Some((&app, 0)),
     )
     .await
@@ -208,12 +322,12 @@ async fn resolve_passthrough(dest: &Destination) -> Result<SocketAddr, LocalRepl
 async fn forward(
     shared: &Shared,
     direction: Direction,
-    req: Request<Incoming>,
+    (req, authority): (Request<Incoming>, Authority),
     addr: SocketAddr,
     version: UpstreamVersion,
-    authority: &Authority,
     endpoint: Option<(&Arc<EndpointSet>, usize)>,
 ) -> Result<Response<ProxyBody>, LocalReply> {
+    let authority = &authority;
     let (mut parts, body) = req.into_parts();
     let h2 = version == UpstreamVersion::Http2;
     prepare_request(&mut parts.headers, direction, h2);

@@ -65,6 +65,9 @@ pub enum LocalReply {
     BadRequest,
     /// Request headers too large: 431, flag `DPE`.
     HeadersTooLarge,
+    /// An answer of the router (404 `NR`, 503 `NC`/`UH`, fault abort, …), for the gRPC
+    /// conversion of ERR-1.
+    Routed(mesh_routing::decide::LocalAnswer),
 }
 
 impl LocalReply {
@@ -78,6 +81,7 @@ impl LocalReply {
             LocalReply::UpstreamProtocolError => StatusCode::BAD_GATEWAY,
             LocalReply::BadRequest => StatusCode::BAD_REQUEST,
             LocalReply::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            LocalReply::Routed(answer) => answer.status(),
         }
     }
 
@@ -95,6 +99,10 @@ impl LocalReply {
             }
             LocalReply::BadRequest => "Bad Request".into(),
             LocalReply::HeadersTooLarge => "Request Header Fields Too Large".into(),
+            LocalReply::Routed(answer) => {
+                let body = answer.clone().into_response().into_body();
+                String::from_utf8_lossy(&body).into_owned()
+            }
         }
     }
 
@@ -106,6 +114,7 @@ impl LocalReply {
             LocalReply::UpstreamReset(reason) => reason.flag(),
             LocalReply::UpstreamProtocolError => "UPE",
             LocalReply::BadRequest | LocalReply::HeadersTooLarge => "DPE",
+            LocalReply::Routed(answer) => answer.flag(),
         }
     }
 

@@ -20,7 +20,8 @@ use arc_swap::ArcSwap;
 use mesh_core::Snapshot;
 use mesh_core::endpoint::{Endpoint, EndpointSet};
 use mesh_core::loader::{LoadError, Loader};
-use mesh_core::registry::{Registry, Scope};
+use mesh_core::registry::Registry;
+use mesh_routing::RouteTable;
 use mesh_core::watch::{Check, ConfigWatch, WatchError};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -37,18 +38,26 @@ use crate::{admin, logging, server};
 pub(crate) struct ProxyState {
     pub(crate) snapshot: Arc<Snapshot>,
     pub(crate) registry: Registry,
+    pub(crate) routes: RouteTable,
 }
 
 impl ProxyState {
+    /// Compiles a snapshot for this proxy; fails when the routes do not compile (an invalid
+    /// regex, RELOAD-2), and then the caller keeps the previous state.
     fn build(
         snapshot: Arc<Snapshot>,
         settings: &ProxySettings,
         previous: Option<&ProxyState>,
-    ) -> Self {
-        let scope = Scope::new(settings.namespace.clone());
+    ) -> Result<Self, mesh_routing::Error> {
+        let scope = settings.scope();
         let registry = Registry::build_from(&snapshot, &scope, previous.map(|p| &p.registry));
+        let routes = RouteTable::compile(&snapshot, &registry, &scope)?;
         registry.spawn_dns_refresh();
-        Self { snapshot, registry }
+        Ok(Self {
+            snapshot,
+            registry,
+            routes,
+        })
     }
 }
 
@@ -166,7 +175,8 @@ impl Proxy {
         );
 
         let watch = ConfigWatch::spawn(loader, settings.config.clone(), snapshot, check)?;
-        let state = ProxyState::build(watch.current(), &settings, None);
+        let state = ProxyState::build(watch.current(), &settings, None)
+            .map_err(|e| StartError::Invalid(vec![e.to_string()]))?;
         let mut app = Endpoint::new(settings.app);
         app.namespace = settings.namespace.clone();
         app.service_account = Some(settings.service_account.clone());
@@ -273,7 +283,11 @@ async fn follow_config(shared: Arc<Shared>) {
     while rx.changed().await.is_ok() {
         let snapshot = rx.borrow_and_update().clone();
         let previous = shared.state.load_full();
-        let next = ProxyState::build(snapshot, &shared.settings, Some(&previous));
-        shared.state.store(Arc::new(next));
+        match ProxyState::build(snapshot, &shared.settings, Some(&previous)) {
+            Ok(next) => shared.state.store(Arc::new(next)),
+            // The snapshot passed validation but its routes do not compile: keep serving the
+            // last good state (RELOAD-2).
+            Err(e) => tracing::warn!(error = %e, "rejected config: routes do not compile"),
+        }
     }
 }

@@ -59,7 +59,10 @@ pub(crate) async fn serve(shared: Arc<Shared>, direction: Direction, listener: T
         metrics.connections.inc();
         metrics.active_connections.inc();
         let shared = Arc::clone(&shared);
-        let service = service_fn(move |req| forward::handle(Arc::clone(&shared), direction, req));
+        let peer_ip = peer.ip();
+        let service = service_fn(move |req| {
+            forward::handle(Arc::clone(&shared), direction, req, Some(peer_ip))
+        });
         let conn = builder
             .serve_connection(TokioIo::new(stream), service)
             .into_owned();

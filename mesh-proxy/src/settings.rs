@@ -86,6 +86,14 @@ impl ProxySettings {
             ..Self::default()
         }
     }
+
+    /// The proxy as config selection sees it: namespace (exportTo, short names), labels
+    /// (`sourceLabels`, DestinationRule `workloadSelector`) and the root namespace.
+    pub fn scope(&self) -> mesh_core::registry::Scope {
+        mesh_core::registry::Scope::new(self.namespace.clone())
+            .labels(self.labels.clone())
+            .root_namespace(self.root_namespace.clone())
+    }
 }
 
 mod duration_text {

@@ -35,4 +35,15 @@ pub enum Error {
         /// Why it is invalid.
         reason: String,
     },
+    /// A `StringMatch` type this version cannot evaluate (`mesh-core` knows more match types
+    /// than the matcher compiles).
+    #[error("{location}: {resource}: unsupported string match type {match_type:?}")]
+    UnsupportedMatch {
+        /// Where the resource that holds the match starts.
+        location: Location,
+        /// `Kind namespace/name` of that resource.
+        resource: String,
+        /// The YAML key of the match type.
+        match_type: String,
+    },
 }

@@ -327,3 +327,275 @@ fn equal_timestamps_break_ties_by_namespace_then_name() {
     );
     assert_eq!(reg.lookup("api.example.com", "default").unwrap().name, "a");
 }
+
+// ---------------------------------------------------------------- DestinationRule subsets
+
+/// DestinationRules from YAML (namespace `prod` unless a document says otherwise).
+fn drs(yaml: &str) -> Vec<AnyResource> {
+    crate::loader::parse_str(yaml, std::path::Path::new("dr.yaml"), "prod").expect("YAML loads")
+}
+
+const REVIEWS_DR: &str = r#"
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews
+  trafficPolicy:
+    loadBalancer: {simple: ROUND_ROBIN}
+    portLevelSettings:
+    - port: {number: 9081}
+      connectionPool: {tcp: {maxConnections: 3}}
+  subsets:
+  - name: v1
+    labels: {version: v1}
+  - name: v2
+    labels: {version: v2}
+    trafficPolicy: {loadBalancer: {simple: RANDOM}}
+  - name: all
+"#;
+
+fn reviews_snapshot(dr: &str) -> Snapshot {
+    let se = static_se(
+        &["reviews"],
+        vec![port(9080, "http", None), port(9081, "grpc", None)],
+        vec![
+            we("10.0.0.1", &[("version", "v1")], &[]),
+            we("10.0.0.2", &[("version", "v2")], &[]),
+            we("10.0.0.3", &[("version", "v2"), ("track", "canary")], &[]),
+        ],
+    );
+    let mut resources = vec![se_res("reviews", "prod", se)];
+    resources.extend(drs(dr));
+    Snapshot::new(resources)
+}
+
+fn addrs(cluster: &Cluster) -> Vec<String> {
+    cluster
+        .endpoints()
+        .endpoints()
+        .iter()
+        .map(|e| e.addr.to_string())
+        .collect()
+}
+
+#[test]
+fn subset_clusters_hold_the_endpoints_with_the_subset_labels() {
+    // SEMANTICS DR-1: superset match, overlapping subsets, no labels = every endpoint.
+    let reg = Registry::build(&reviews_snapshot(REVIEWS_DR), &Scope::new("prod"));
+    let service = reg.lookup("reviews", "prod").unwrap();
+    assert_eq!(service.namespace(), "prod");
+    let v2 = service.subset_cluster(9080, "v2").unwrap();
+    assert_eq!(v2.name(), "outbound|9080|v2|reviews.prod.svc.cluster.local");
+    assert_eq!(v2.subset(), Some("v2"));
+    assert_eq!(v2.subset_labels()["version"], "v2");
+    assert_eq!(v2.protocol(), Protocol::Http);
+    assert_eq!(addrs(v2), ["10.0.0.2:9080", "10.0.0.3:9080"]);
+    assert_eq!(
+        addrs(service.subset_cluster(9081, "v1").unwrap()),
+        ["10.0.0.1:9081"]
+    );
+    assert_eq!(addrs(service.subset_cluster(9080, "all").unwrap()).len(), 3);
+    assert!(service.subset_cluster(9080, "v3").is_none());
+    assert!(service.subset_cluster(1, "v1").is_none());
+    // The base cluster stays the port's cluster.
+    let base = service.cluster(9080).unwrap();
+    assert_eq!(base.subset(), None);
+    assert_eq!(addrs(base).len(), 3);
+    // Registry::clusters lists every cluster: 2 ports × (base + 3 subsets).
+    let names: Vec<&str> = reg.clusters().map(|c| c.name()).collect();
+    assert_eq!(names.len(), 8);
+    assert!(names.contains(&"outbound|9081|all|reviews.prod.svc.cluster.local"));
+    assert_eq!(service.subset_clusters().len(), 6);
+    assert!(
+        reg.destination_rules()
+            .lookup(base.host(), "prod")
+            .is_some()
+    );
+}
+
+#[test]
+fn each_cluster_carries_its_effective_policy() {
+    // SEMANTICS DR-2: the base cluster uses the top-level policy; DR-3: the subset's block
+    // replaces it; DR-4: the port-level entry replaces the four blocks on its port.
+    use crate::model::SimpleLb;
+    let reg = Registry::build(&reviews_snapshot(REVIEWS_DR), &Scope::new("prod"));
+    let service = reg.lookup("reviews", "prod").unwrap();
+    let lb = |c: &Cluster| c.policy().load_balancer.as_ref().and_then(|lb| lb.simple);
+    assert_eq!(
+        lb(service.cluster(9080).unwrap()),
+        Some(SimpleLb::RoundRobin)
+    );
+    assert_eq!(lb(service.cluster(9081).unwrap()), None);
+    assert!(
+        service
+            .cluster(9081)
+            .unwrap()
+            .policy()
+            .connection_pool
+            .is_some()
+    );
+    assert_eq!(
+        lb(service.subset_cluster(9080, "v1").unwrap()),
+        Some(SimpleLb::RoundRobin)
+    );
+    assert_eq!(
+        lb(service.subset_cluster(9080, "v2").unwrap()),
+        Some(SimpleLb::Random)
+    );
+    assert_eq!(
+        lb(service.subset_cluster(9081, "v2").unwrap()),
+        Some(SimpleLb::Random)
+    );
+    let rule = reg
+        .destination_rules()
+        .lookup("reviews.prod.svc.cluster.local", "prod")
+        .unwrap();
+    for cluster in reg.clusters() {
+        assert_eq!(
+            **cluster.policy(),
+            rule.effective(cluster.subset(), cluster.port()),
+            "{}",
+            cluster.name()
+        );
+    }
+    // Without a rule every block is unset.
+    let bare = Registry::build(&reviews_snapshot(""), &Scope::new("prod"));
+    let base = bare
+        .lookup("reviews", "prod")
+        .unwrap()
+        .cluster(9080)
+        .unwrap();
+    assert_eq!(
+        **base.policy(),
+        crate::traffic_policy::EffectivePolicy::default()
+    );
+    assert_eq!(bare.clusters().count(), 2);
+}
+
+#[test]
+fn subset_clusters_keep_their_own_state_across_rebuilds() {
+    // SEMANTICS RELOAD-3, DR-13: state is per cluster (name), carried over by name.
+    use crate::endpoint::Health;
+    let snapshot = reviews_snapshot(REVIEWS_DR);
+    let scope = Scope::new("prod");
+    let first = Registry::build(&snapshot, &scope);
+    let v2 = first
+        .lookup("reviews", "prod")
+        .unwrap()
+        .subset_cluster(9080, "v2")
+        .unwrap()
+        .endpoints();
+    v2.stats(0).set_health(Health::FailedOutlierCheck);
+    drop(v2.stats(0).start_request());
+    // The base cluster's endpoint for the same address is untouched.
+    let base = first
+        .lookup("reviews", "prod")
+        .unwrap()
+        .cluster(9080)
+        .unwrap()
+        .endpoints();
+    assert_eq!(base.healthy_count(), 3);
+
+    let second = Registry::build_from(&snapshot, &scope, Some(&first));
+    let service = second.lookup("reviews", "prod").unwrap();
+    let v2 = service.subset_cluster(9080, "v2").unwrap().endpoints();
+    assert_eq!(v2.stats(0).health(), Health::FailedOutlierCheck);
+    assert_eq!(v2.stats(0).rq_total(), 1);
+    assert_eq!(
+        service
+            .subset_cluster(9080, "all")
+            .unwrap()
+            .endpoints()
+            .healthy_count(),
+        3
+    );
+    assert_eq!(
+        service.cluster(9080).unwrap().endpoints().healthy_count(),
+        3
+    );
+}
+
+#[test]
+fn rules_for_unknown_hosts_are_unused_and_selectors_follow_the_scope() {
+    // SEMANTICS DR-5: a rule whose host matches no service does nothing.
+    let unused = r#"
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: ratings}
+spec: {host: ratings, subsets: [{name: v1, labels: {version: v1}}]}
+"#;
+    let reg = Registry::build(&reviews_snapshot(unused), &Scope::new("prod"));
+    assert_eq!(reg.clusters().count(), 2);
+    assert!(
+        reg.destination_rules()
+            .lookup("ratings.prod.svc.cluster.local", "prod")
+            .is_some()
+    );
+    // SEMANTICS HOST-12: a workloadSelector applies only to proxies with the labels.
+    let selected = r#"
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews
+  workloadSelector: {matchLabels: {app: web}}
+  subsets: [{name: v1, labels: {version: v1}}]
+"#;
+    let snapshot = reviews_snapshot(selected);
+    let plain = Registry::build(&snapshot, &Scope::new("prod"));
+    assert_eq!(plain.clusters().count(), 2);
+    let web = Registry::build(&snapshot, &Scope::new("prod").labels([("app", "web")]));
+    assert_eq!(web.clusters().count(), 4);
+}
+
+#[tokio::test]
+async fn dns_refresh_updates_subset_clusters_from_one_answer() {
+    // SEMANTICS SE-3, DR-1: subsets re-filtered from the refreshed endpoints, state kept.
+    use crate::endpoint::Health;
+    let mut se = static_se(
+        &["svc.example.com"],
+        vec![port(80, "http", None)],
+        vec![
+            we("localhost", &[("version", "v1")], &[("http", 8081)]),
+            we("127.0.0.9", &[("version", "v2")], &[("http", 8082)]),
+        ],
+    );
+    se.resolution = Resolution::Dns;
+    let mut resources = vec![se_res("svc", "prod", se)];
+    resources.extend(drs(r#"
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: svc}
+spec:
+  host: svc.example.com
+  subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]
+"#));
+    let reg = Registry::build(&Snapshot::new(resources), &Scope::new("prod"));
+    let service = reg.lookup("svc.example.com", "prod").unwrap();
+    let base = service.cluster(80).unwrap();
+    let (v1, v2) = (
+        service.subset_cluster(80, "v1").unwrap(),
+        service.subset_cluster(80, "v2").unwrap(),
+    );
+    assert!(v1.is_dns() && v2.is_dns());
+    // IP literals are usable before the first answer.
+    assert_eq!(addrs(v2), ["127.0.0.9:8082"]);
+    assert!(v1.endpoints().is_empty());
+    v2.endpoints()
+        .stats(0)
+        .set_health(Health::FailedOutlierCheck);
+
+    let subsets = [Arc::downgrade(v1), Arc::downgrade(v2)];
+    refresh_port(base, &subsets).await;
+    let v1_set = v1.endpoints();
+    assert!(!v1_set.is_empty());
+    assert!(v1_set.endpoints().iter().all(|e| e.addr.port() == 8081));
+    // The IP literal survives the refresh, with its state.
+    assert_eq!(addrs(v2), ["127.0.0.9:8082"]);
+    assert_eq!(v2.endpoints().stats(0).health(), Health::FailedOutlierCheck);
+    assert_eq!(base.endpoints().len(), v1_set.len() + 1);
+    // A subset cluster refreshed on its own resolves and filters the same way.
+    v1.refresh_dns().await;
+    assert_eq!(v1.endpoints().len(), v1_set.len());
+}

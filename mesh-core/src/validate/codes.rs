@@ -196,6 +196,10 @@ codes! {
         "SEMANTICS VS-16",
         "subset \"v3\" selects no endpoint of reviews.default.svc.cluster.local (labels \
          version=v3): requests to it get 503 no healthy upstream";
+    DR_WARMUP = "MESH0215" Info "slow start of new endpoints (warmup)",
+        "ours (SEMANTICS DR-12)",
+        "warmup is read but not applied yet: a new endpoint gets its full share of traffic at \
+         once";
 
     // ServiceEntry and WorkloadEntry (MESH03xx).
     SE_INVALID_HOST = "MESH0301" Error "a missing or invalid host", "Istio validation",

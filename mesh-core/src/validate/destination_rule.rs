@@ -549,6 +549,22 @@ fn check_lb(on: &mut On<'_, '_>, lb: &LoadBalancerSettings, path: &str) {
             "zoneAwareLbSetting is read but not applied yet: endpoints are not ranked by zone",
         );
     }
+    // DR-12: parsed and checked, not applied (yet) by the balancers.
+    for (field, set) in [
+        ("warmup", lb.warmup.is_some()),
+        ("warmupDurationSecs", lb.warmup_duration_secs.is_some()),
+    ] {
+        if set {
+            on.add(
+                &codes::DR_WARMUP,
+                format!("{path}.{field}"),
+                format!(
+                    "{field} is read but not applied yet: a new endpoint gets its full share of \
+                     traffic at once"
+                ),
+            );
+        }
+    }
     if lb.warmup_duration_secs.is_some() {
         on.add(
             &codes::X_DEPRECATED,

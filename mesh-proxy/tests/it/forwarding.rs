@@ -139,14 +139,19 @@ async fn keep_alive_connections_are_reused_both_ways() {
 async fn endpoints_are_picked_round_robin() {
     let a = TestServer::builder().name("a").start().await;
     let b = TestServer::builder().name("b").start().await;
-    let h = Harness::start(&service(
-        "rr",
-        "rr.example.com",
-        80,
-        "HTTP",
-        &[a.addr(), b.addr()],
-    ))
-    .await;
+    // SEMANTICS DR-6: ROUND_ROBIN alternates; without a DestinationRule LEAST_REQUEST spreads.
+    let yaml = service("rr", "rr.example.com", 80, "HTTP", &[a.addr(), b.addr()])
+        + &service("lr", "lr.example.com", 80, "HTTP", &[a.addr(), b.addr()])
+        + r#"
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: rr}
+spec:
+  host: rr.example.com
+  trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}
+"#;
+    let h = Harness::start(&yaml).await;
     let mut served = Vec::new();
     for _ in 0..10 {
         let r = h.get("rr.example.com", "/").await;
@@ -154,6 +159,12 @@ async fn endpoints_are_picked_round_robin() {
     }
     assert_eq!(served.iter().filter(|s| *s == "a").count(), 5);
     assert_ne!(served[0], served[1]);
+    let mut served = Vec::new();
+    for _ in 0..40 {
+        let r = h.get("lr.example.com", "/").await;
+        served.push(r.headers()["x-served-by"].to_str().unwrap().to_owned());
+    }
+    assert!(served.iter().any(|s| s == "a") && served.iter().any(|s| s == "b"));
 }
 
 #[tokio::test]
