@@ -88,7 +88,10 @@ impl Random {
     /// A uniform `f64` in `[0, 1)`.
     pub fn unit(&mut self) -> f64 {
         // 53 random mantissa bits.
-        #[allow(clippy::cast_precision_loss, reason = "53 bits fit an f64 mantissa exactly")]
+        #[allow(
+            clippy::cast_precision_loss,
+            reason = "53 bits fit an f64 mantissa exactly"
+        )]
         let bits = (self.next_u64() >> 11) as f64;
         bits * (1.0 / (1u64 << 53) as f64)
     }
@@ -131,7 +134,10 @@ mod tests {
             counts[i] += 1;
         }
         // Each bucket expects 10,000 with sd ≈ 95; 5 sd is a generous bound.
-        assert!(counts.iter().all(|&c| (9_525..=10_475).contains(&c)), "{counts:?}");
+        assert!(
+            counts.iter().all(|&c| (9_525..=10_475).contains(&c)),
+            "{counts:?}"
+        );
         assert_eq!(r.below(0), 0);
     }
 

@@ -3,6 +3,8 @@
 //! a boxed trait object, so forwarding allocates nothing for the body.
 
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -138,6 +140,158 @@ impl Body for ProxyBody {
             Kind::Local { data } => {
                 SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
             }
+        }
+    }
+}
+
+pin_project! {
+    /// What the proxy sends upstream: the downstream body as it arrives, the same body copied
+    /// to mirrors as it streams (VS-31), or a mirror's copy.
+    #[derive(Debug)]
+    pub struct RequestBody {
+        #[pin]
+        kind: RequestKind,
+    }
+}
+
+pin_project! {
+    #[project = RequestKindProj]
+    #[derive(Debug)]
+    enum RequestKind {
+        Plain { #[pin] body: Incoming },
+        Tee { #[pin] body: Incoming, copies: Vec<MirrorSender> },
+        Copy { rx: tokio::sync::mpsc::Receiver<Bytes>, state: Arc<MirrorState> },
+    }
+}
+
+/// Chunks a mirror may lag behind the primary before its copy is abandoned: a mirror never
+/// slows the primary (VS-31).
+const MIRROR_BUFFER: usize = 16;
+
+#[derive(Debug, Default)]
+struct MirrorState {
+    aborted: AtomicBool,
+}
+
+/// The primary's end of one mirror copy. Dropped before the body's end (the primary failed
+/// or went away, or the mirror fell behind), it marks the copy incomplete.
+#[derive(Debug)]
+struct MirrorSender {
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+    state: Arc<MirrorState>,
+    complete: bool,
+}
+
+impl Drop for MirrorSender {
+    fn drop(&mut self) {
+        if !self.complete {
+            self.state.aborted.store(true, Ordering::Release);
+        }
+    }
+}
+
+fn finish(copies: &mut Vec<MirrorSender>) {
+    for c in copies.iter_mut() {
+        c.complete = true;
+    }
+    copies.clear();
+}
+
+/// The downstream body stopped before its end: the mirror copy must fail, not look complete.
+#[derive(Debug, thiserror::Error)]
+#[error("the mirrored request body was not copied in full")]
+pub struct MirrorAborted;
+
+impl RequestBody {
+    /// The downstream body, sent once.
+    pub fn plain(body: Incoming) -> Self {
+        Self {
+            kind: RequestKind::Plain { body },
+        }
+    }
+
+    /// The downstream body for the primary, plus one copy per mirror (VS-31).
+    pub fn tee(body: Incoming, mirrors: usize) -> (Self, Vec<Self>) {
+        let mut copies = Vec::with_capacity(mirrors);
+        let mut senders = Vec::with_capacity(mirrors);
+        for _ in 0..mirrors {
+            let (tx, rx) = tokio::sync::mpsc::channel(MIRROR_BUFFER);
+            let state = Arc::new(MirrorState::default());
+            senders.push(MirrorSender {
+                tx,
+                state: Arc::clone(&state),
+                complete: false,
+            });
+            copies.push(Self {
+                kind: RequestKind::Copy { rx, state },
+            });
+        }
+        if body.is_end_stream() {
+            // Nothing to copy: the copies end as soon as they start.
+            finish(&mut senders);
+        }
+        (
+            Self {
+                kind: RequestKind::Tee {
+                    body,
+                    copies: senders,
+                },
+            },
+            copies,
+        )
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = mesh_core::BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match self.project().kind.project() {
+            RequestKindProj::Plain { body } => body.poll_frame(cx).map_err(Into::into),
+            RequestKindProj::Tee { mut body, copies } => {
+                let res = body.as_mut().poll_frame(cx);
+                match &res {
+                    Poll::Ready(Some(Ok(frame))) => {
+                        if let Some(data) = frame.data_ref() {
+                            // A mirror that cannot keep up loses its copy, never the primary.
+                            copies.retain(|c| c.tx.try_send(data.clone()).is_ok());
+                        }
+                        if body.is_end_stream() {
+                            finish(copies);
+                        }
+                    }
+                    Poll::Ready(None) => finish(copies),
+                    Poll::Ready(Some(Err(_))) => copies.clear(),
+                    Poll::Pending => {}
+                }
+                res.map_err(Into::into)
+            }
+            RequestKindProj::Copy { rx, state } => match rx.poll_recv(cx) {
+                Poll::Ready(Some(data)) => Poll::Ready(Some(Ok(Frame::data(data)))),
+                Poll::Ready(None) if state.aborted.load(Ordering::Acquire) => {
+                    Poll::Ready(Some(Err(MirrorAborted.into())))
+                }
+                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            RequestKind::Plain { body } | RequestKind::Tee { body, .. } => body.is_end_stream(),
+            RequestKind::Copy { .. } => false,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            RequestKind::Plain { body } | RequestKind::Tee { body, .. } => body.size_hint(),
+            RequestKind::Copy { .. } => SizeHint::default(),
         }
     }
 }

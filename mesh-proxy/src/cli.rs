@@ -1,4 +1,4 @@
-//! The `mesh-proxy` command line (DESIGN.md contract): `run`, `analyze`, `demo`.
+//! The `mesh-proxy` command line (DESIGN.md contract): `run`, `analyze`, `explain`, `demo`.
 //!
 //! Every flag also reads an environment variable `MESH_<FLAG>` (`--drain-timeout` →
 //! `MESH_DRAIN_TIMEOUT`).
@@ -29,6 +29,9 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Check Istio YAML like Istio's webhook and analyzers; exit 1 on any error.
     Analyze(AnalyzeArgs),
+    /// Explain which route, destination and policies a request gets, and why (sends nothing).
+    #[command(after_help = EXPLAIN_EXAMPLE)]
+    Explain(ExplainArgs),
     /// Start sample services and proxies in one process, drive traffic, print a report.
     Demo(DemoArgs),
 }
@@ -39,21 +42,9 @@ pub struct RunArgs {
     /// Files or folders of Istio YAML (multi-document; `.yaml`, `.yml`, `.json`).
     #[arg(long, env = "MESH_CONFIG", required = true, num_args = 1.., value_delimiter = ',')]
     pub config: Vec<PathBuf>,
-    /// The workload's namespace (and the default namespace of resources without one).
-    #[arg(long, env = "MESH_NAMESPACE", default_value = "default")]
-    pub namespace: String,
-    /// The workload's service account.
-    #[arg(long, env = "MESH_SERVICE_ACCOUNT", default_value = "default")]
-    pub service_account: String,
-    /// The workload's labels, `k=v,k=v`.
-    #[arg(long, env = "MESH_LABELS", value_parser = parse_labels, default_value = "")]
-    pub labels: Labels,
-    /// SPIFFE trust domain.
-    #[arg(long, env = "MESH_TRUST_DOMAIN", default_value = "cluster.local")]
-    pub trust_domain: String,
-    /// Istio's root namespace (mesh-wide policies).
-    #[arg(long, env = "MESH_ROOT_NAMESPACE", default_value = "istio-system")]
-    pub root_namespace: String,
+    /// The workload this proxy stands for.
+    #[command(flatten)]
+    pub workload: WorkloadArgs,
     /// The workload's name.
     #[arg(long, env = "MESH_WORKLOAD_NAME")]
     pub workload_name: Option<String>,
@@ -80,6 +71,43 @@ pub struct RunArgs {
     pub drain_timeout: mesh_core::model::Duration,
 }
 
+/// The workload a proxy stands for: what config selection looks at (`sourceLabels` routes,
+/// DestinationRule and Sidecar `workloadSelector`s, exportTo, short names). Shared by `run`
+/// and `explain`, so both decide for the same workload.
+#[derive(Debug, Args)]
+pub struct WorkloadArgs {
+    /// The workload's namespace (and the default namespace of resources without one).
+    #[arg(long, env = "MESH_NAMESPACE", default_value = "default")]
+    pub namespace: String,
+    /// The workload's service account.
+    #[arg(long, env = "MESH_SERVICE_ACCOUNT", default_value = "default")]
+    pub service_account: String,
+    /// The workload's labels, `k=v,k=v`.
+    #[arg(long, env = "MESH_LABELS", value_parser = parse_labels, default_value = "")]
+    pub labels: Labels,
+    /// SPIFFE trust domain.
+    #[arg(long, env = "MESH_TRUST_DOMAIN", default_value = "cluster.local")]
+    pub trust_domain: String,
+    /// Istio's root namespace (mesh-wide policies).
+    #[arg(long, env = "MESH_ROOT_NAMESPACE", default_value = "istio-system")]
+    pub root_namespace: String,
+}
+
+impl WorkloadArgs {
+    /// Default settings for this workload reading `config`.
+    pub fn settings(&self, config: Vec<PathBuf>) -> ProxySettings {
+        ProxySettings {
+            config,
+            namespace: self.namespace.clone(),
+            service_account: self.service_account.clone(),
+            labels: self.labels.0.clone(),
+            trust_domain: self.trust_domain.clone(),
+            root_namespace: self.root_namespace.clone(),
+            ..ProxySettings::default()
+        }
+    }
+}
+
 /// Labels given as `k=v,k=v`.
 #[derive(Clone, Debug, Default)]
 pub struct Labels(pub BTreeMap<String, String>);
@@ -99,12 +127,6 @@ impl RunArgs {
     /// The settings these flags stand for.
     pub fn settings(&self) -> ProxySettings {
         ProxySettings {
-            config: self.config.clone(),
-            namespace: self.namespace.clone(),
-            service_account: self.service_account.clone(),
-            labels: self.labels.0.clone(),
-            trust_domain: self.trust_domain.clone(),
-            root_namespace: self.root_namespace.clone(),
             workload_name: self.workload_name.clone(),
             cluster_name: self.cluster_name.clone(),
             outbound: self.outbound,
@@ -113,6 +135,7 @@ impl RunArgs {
             admin: self.admin,
             drain_timeout: self.drain_timeout.as_std(),
             log_format: self.log_format,
+            ..self.workload.settings(self.config.clone())
         }
     }
 }
@@ -131,6 +154,39 @@ pub struct AnalyzeArgs {
     pub output: crate::analyze::OutputFormat,
 }
 
+/// `mesh-proxy explain`.
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// Files or folders of Istio YAML (multi-document; `.yaml`, `.yml`, `.json`).
+    #[arg(long, env = "MESH_CONFIG", required = true, num_args = 1.., value_delimiter = ',')]
+    pub config: Vec<PathBuf>,
+    /// The request: `'METHOD URL'`, or `URL` alone for GET. The URL is absolute,
+    /// `http://host[:port]/path?query` (the port picks the service port: 80, 443 for https);
+    /// a bare `/path` needs `--header host:HOST`.
+    #[arg(long, value_name = "'METHOD URL'")]
+    pub request: String,
+    /// A request header, `name:value` (split at the first `:`); repeat for more.
+    #[arg(long = "header", short = 'H', value_name = "NAME:VALUE")]
+    pub headers: Vec<String>,
+    /// The caller's SPIFFE ID (echoed; authorization is not evaluated yet).
+    #[arg(long, value_name = "SPIFFE_ID")]
+    pub from: Option<String>,
+    /// The workload whose outbound proxy decides (as `run` takes it).
+    #[command(flatten)]
+    pub workload: WorkloadArgs,
+    /// Output format: a report for people, or JSON for tools.
+    #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
+    pub output: crate::explain::OutputFormat,
+}
+
+const EXPLAIN_EXAMPLE: &str = "\
+Example:
+  mesh-proxy explain --config mesh/ --namespace prod \\
+      --request 'GET http://reviews:9080/reviews/1' --header x-canary:true
+
+Exit code: 0 when the request is explained (whatever its outcome, 404 included), 1 when the
+config does not load or compile, 2 on a malformed request or header.";
+
 /// `mesh-proxy demo`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -147,6 +203,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Analyze(args) => crate::analyze::run(&args),
+        Command::Explain(args) => crate::explain::run(&args),
         Command::Run(args) => {
             let log = crate::logging::init(args.log_format);
             runtime().block_on(run(args.settings(), log))

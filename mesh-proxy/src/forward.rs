@@ -25,7 +25,7 @@ use mesh_routing::matcher::UriMatched;
 use mesh_routing::route::{Action, Route, WeightedDestination};
 use tokio::time::Instant;
 
-use crate::body::{ProxyBody, UpstreamBody};
+use crate::body::{ProxyBody, RequestBody, UpstreamBody};
 use crate::headers::{Direction, prepare_request, prepare_response};
 use crate::local_reply::{LocalReply, ResponseFlag, is_grpc};
 use crate::pool::UpstreamVersion;
@@ -122,7 +122,7 @@ pub(crate) fn destination<B>(req: &Request<B>) -> Result<Destination, LocalReply
 }
 
 async fn outbound(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     req: Request<Incoming>,
     peer: Option<IpAddr>,
 ) -> Result<Response<ProxyBody>, LocalReply> {
@@ -166,9 +166,7 @@ async fn outbound(
     let route = matched.route;
     let selected = match select(dest_choice, &req, dest.port, peer, &[], &mut rng) {
         Ok(s) => s,
-        Err(LocalAnswer::NoHealthyUpstream)
-            if passthrough(dest_choice, dest.port) =>
-        {
+        Err(LocalAnswer::NoHealthyUpstream) if passthrough(dest_choice, dest.port) => {
             // PASSTHROUGH / resolution NONE: connect to the address the app asked for (DR-6).
             let addr = resolve_passthrough(&dest).await?;
             let upstream = dest_choice
@@ -179,7 +177,13 @@ async fn outbound(
             let resp = forward(
                 shared,
                 Direction::Outbound,
-                rewrite_request(req, route, dest_choice, matched.uri, &dest.authority),
+                with_mirrors(
+                    shared,
+                    route,
+                    rewrite_request(req, route, dest_choice, matched.uri, &dest.authority),
+                    dest.port,
+                    &mut rng,
+                ),
                 addr,
                 version,
                 None,
@@ -190,7 +194,13 @@ async fn outbound(
         Err(answer) => return Ok(finish(routed_reply(answer, grpc), None)),
     };
     let version = upstream_version(selected.upstream.cluster.protocol(), req.version());
-    let req = rewrite_request(req, route, dest_choice, matched.uri, &dest.authority);
+    let req = with_mirrors(
+        shared,
+        route,
+        rewrite_request(req, route, dest_choice, matched.uri, &dest.authority),
+        dest.port,
+        &mut rng,
+    );
     let resp = forward(
         shared,
         Direction::Outbound,
@@ -203,6 +213,63 @@ async fn outbound(
     Ok(finish(resp, selected.set_cookie))
 }
 
+/// Sends a copy of the request to each mirror drawn for it (VS-31, VS-32), fire and forget:
+/// the copies stream alongside the primary body, their responses and failures are dropped,
+/// and a mirror that falls behind loses its copy rather than slowing the primary. The mirror
+/// keeps the request's `Host` unchanged (VS-33, Istio ≥ 1.28).
+fn with_mirrors(
+    shared: &Arc<Shared>,
+    route: &Route,
+    (req, authority): (Request<Incoming>, Authority),
+    port: u16,
+    rng: &mut Random,
+) -> (Request<RequestBody>, Authority) {
+    let mut chosen = Vec::new();
+    for m in &route.mirrors {
+        if !rng.chance(m.percent) {
+            continue;
+        }
+        let Ok(upstream) = m.target.upstream(port) else {
+            continue;
+        };
+        let set = upstream.cluster.endpoints();
+        if let Some(index) = upstream.balancer.pick(&set, None, &[], rng) {
+            let version = upstream_version(upstream.cluster.protocol(), req.version());
+            chosen.push((set.endpoint(index).addr, version, set, index));
+        }
+    }
+    if chosen.is_empty() {
+        return (req.map(RequestBody::plain), authority);
+    }
+    let (parts, body) = req.into_parts();
+    let (primary, copies) = RequestBody::tee(body, chosen.len());
+    for ((addr, version, set, index), copy) in chosen.into_iter().zip(copies) {
+        let mut copy_req = Request::new(copy);
+        *copy_req.method_mut() = parts.method.clone();
+        *copy_req.uri_mut() = parts.uri.clone();
+        *copy_req.version_mut() = parts.version;
+        *copy_req.headers_mut() = parts.headers.clone();
+        let shared = Arc::clone(shared);
+        let authority = authority.clone();
+        tokio::spawn(async move {
+            let sent = forward(
+                &shared,
+                Direction::Outbound,
+                (copy_req, authority),
+                addr,
+                version,
+                Some((&set, index)),
+            )
+            .await;
+            if let Ok(resp) = sent {
+                // Read the mirror's response to its end so its connection can be reused.
+                let _ = http_body_util::BodyExt::collect(resp.into_body()).await;
+            }
+        });
+    }
+    (Request::from_parts(parts, primary), authority)
+}
+
 /// Marks a response to a request that a fault delayed (flag `DI`, VS-27).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct FaultDelayed;
@@ -210,9 +277,9 @@ pub(crate) struct FaultDelayed;
 /// Whether a destination's cluster connects to the requested address itself (DR-6
 /// `PASSTHROUGH`, or a ServiceEntry with `resolution: NONE`).
 fn passthrough(dest: &WeightedDestination, port: u16) -> bool {
-    dest.target.upstream(port).is_ok_and(|u| {
-        u.cluster.is_passthrough() || u.balancer.kind() == BalancerKind::Passthrough
-    })
+    dest.target
+        .upstream(port)
+        .is_ok_and(|u| u.cluster.is_passthrough() || u.balancer.kind() == BalancerKind::Passthrough)
 }
 
 /// A router answer as the response the client gets (SEMANTICS ERR-1, ERR-2, VS-22, VS-23).
@@ -287,7 +354,7 @@ async fn inbound(
     forward(
         shared,
         Direction::Inbound,
-        (req, authority),
+        (req.map(RequestBody::plain), authority),
         shared.settings.app,
         version,
         Some((&app, 0)),
@@ -322,7 +389,7 @@ async fn resolve_passthrough(dest: &Destination) -> Result<SocketAddr, LocalRepl
 async fn forward(
     shared: &Shared,
     direction: Direction,
-    (req, authority): (Request<Incoming>, Authority),
+    (req, authority): (Request<RequestBody>, Authority),
     addr: SocketAddr,
     version: UpstreamVersion,
     endpoint: Option<(&Arc<EndpointSet>, usize)>,

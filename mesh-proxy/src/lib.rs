@@ -15,14 +15,15 @@
 //! The config folders are watched: a valid change is swapped in atomically, an invalid one is
 //! rejected with file:line and the last good config keeps serving.
 //!
-//! The binary's commands (`run`, `analyze`, `demo`) are in [`cli`]; embedding the proxy in a
-//! program goes through [`Proxy::start`].
+//! The binary's commands (`run`, `analyze`, `explain`, `demo`) are in [`cli`]; embedding the
+//! proxy in a program goes through [`Proxy::start`].
 
 mod admin;
 pub mod analyze;
 pub mod body;
 pub mod cli;
 pub mod demo;
+pub mod explain;
 mod forward;
 pub mod headers;
 pub mod local_reply;

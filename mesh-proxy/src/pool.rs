@@ -18,6 +18,8 @@ use std::time::Duration;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
+
+use crate::body::RequestBody;
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
@@ -56,7 +58,7 @@ impl Default for PoolSettings {
 }
 
 struct IdleH1 {
-    sender: http1::SendRequest<Incoming>,
+    sender: http1::SendRequest<RequestBody>,
     since: Instant,
 }
 
@@ -70,7 +72,7 @@ struct Counters {
 struct Inner {
     settings: PoolSettings,
     h1: Mutex<HashMap<SocketAddr, Vec<IdleH1>>>,
-    h2: Mutex<HashMap<SocketAddr, http2::SendRequest<Incoming>>>,
+    h2: Mutex<HashMap<SocketAddr, http2::SendRequest<RequestBody>>>,
     counters: Counters,
 }
 
@@ -92,7 +94,7 @@ impl std::fmt::Debug for Pool {
 pub struct Pooled {
     inner: Arc<Inner>,
     addr: SocketAddr,
-    sender: http1::SendRequest<Incoming>,
+    sender: http1::SendRequest<RequestBody>,
 }
 
 impl std::fmt::Debug for Pooled {
@@ -160,7 +162,7 @@ impl Pool {
         &self,
         addr: SocketAddr,
         version: UpstreamVersion,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
     ) -> Result<(Response<Incoming>, Option<Pooled>), LocalReply> {
         match version {
             UpstreamVersion::Http1 => self.send_h1(addr, req).await,
@@ -168,7 +170,7 @@ impl Pool {
         }
     }
 
-    fn checkout_h1(&self, addr: SocketAddr) -> Option<http1::SendRequest<Incoming>> {
+    fn checkout_h1(&self, addr: SocketAddr) -> Option<http1::SendRequest<RequestBody>> {
         let mut h1 = self.inner.h1.lock().unwrap_or_else(|e| e.into_inner());
         let idle = h1.get_mut(&addr)?;
         let timeout = self.inner.settings.idle_timeout;
@@ -183,7 +185,7 @@ impl Pool {
     async fn send_h1(
         &self,
         addr: SocketAddr,
-        mut req: Request<Incoming>,
+        mut req: Request<RequestBody>,
     ) -> Result<(Response<Incoming>, Option<Pooled>), LocalReply> {
         while let Some(mut sender) = self.checkout_h1(addr) {
             if sender.ready().await.is_err() {
@@ -218,7 +220,7 @@ impl Pool {
         Ok((resp, Some(self.pooled(addr, sender))))
     }
 
-    fn pooled(&self, addr: SocketAddr, sender: http1::SendRequest<Incoming>) -> Pooled {
+    fn pooled(&self, addr: SocketAddr, sender: http1::SendRequest<RequestBody>) -> Pooled {
         Pooled {
             inner: Arc::clone(&self.inner),
             addr,
@@ -229,7 +231,7 @@ impl Pool {
     async fn send_h2(
         &self,
         addr: SocketAddr,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
     ) -> Result<Response<Incoming>, LocalReply> {
         let existing = {
             let h2 = self.inner.h2.lock().unwrap_or_else(|e| e.into_inner());

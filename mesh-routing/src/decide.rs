@@ -24,7 +24,7 @@
 //!   resolution: STATIC
 //!   endpoints: [{address: 127.0.0.1}]
 //! "#;
-//! let snapshot = Snapshot::new(parse_str(yaml, "mesh.yaml", "default").unwrap());
+//! let snapshot = Snapshot::new(parse_str(yaml, std::path::Path::new("mesh.yaml"), "default").unwrap());
 //! let scope = Scope::new("default");
 //! let registry = Registry::build(&snapshot, &scope);
 //! let table = RouteTable::compile(&snapshot, &registry, &scope).unwrap();
@@ -93,9 +93,9 @@ impl LocalAnswer {
             LocalAnswer::ClusterNotFound(_) => "NC",
             LocalAnswer::NoHealthyUpstream => "UH",
             LocalAnswer::FaultAbort(_) => "FI",
-            LocalAnswer::Redirect { .. } | LocalAnswer::Direct { .. } | LocalAnswer::Preflight(_) => {
-                "-"
-            }
+            LocalAnswer::Redirect { .. }
+            | LocalAnswer::Direct { .. }
+            | LocalAnswer::Preflight(_) => "-",
         }
     }
 
@@ -144,7 +144,10 @@ impl LocalAnswer {
             LocalAnswer::FaultAbort(Abort::Grpc(code)) => {
                 headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
                 headers.insert("grpc-status", HeaderValue::from(u16::from(code)));
-                headers.insert("grpc-message", HeaderValue::from_static("fault filter abort"));
+                headers.insert(
+                    "grpc-message",
+                    HeaderValue::from_static("fault filter abort"),
+                );
                 Bytes::new()
             }
             LocalAnswer::Redirect { location, .. } => {
@@ -238,7 +241,11 @@ pub fn decide<'t, B>(
             }
         }
     }
-    let fault = route.fault.as_ref().map(|f| f.decide(rng)).unwrap_or_default();
+    let fault = route
+        .fault
+        .as_ref()
+        .map(|f| f.decide(rng))
+        .unwrap_or_default();
     if let Some(abort) = fault.abort {
         let mut d = answer(matched, fault.delay, LocalAnswer::FaultAbort(abort));
         d.cors = cors;
@@ -249,10 +256,7 @@ pub fn decide<'t, B>(
             let input = RedirectInput {
                 scheme: view.scheme,
                 authority: view.authority,
-                path_and_query: req
-                    .uri()
-                    .path_and_query()
-                    .map_or("/", |pq| pq.as_str()),
+                path_and_query: req.uri().path_and_query().map_or("/", |pq| pq.as_str()),
                 port,
                 matched: matched.uri,
             };

@@ -1,7 +1,7 @@
 //! Errors from compiling routing configuration.
 //!
 //! Request-time outcomes (no route, unknown cluster, no healthy endpoint) are not errors of
-//! this type: they are facts of a [`crate::RouteDecision`]-style result that the edge turns
+//! this type: they are facts of a [`crate::decide::Decision`] that the edge turns
 //! into Envoy's local replies. This type is for configuration the router cannot use.
 
 use mesh_core::model::Location;

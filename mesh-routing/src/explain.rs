@@ -22,7 +22,7 @@
 //!   resolution: STATIC
 //!   endpoints: [{address: 127.0.0.1}]
 //! "#;
-//! let snapshot = Snapshot::new(parse_str(yaml, "mesh.yaml", "default").unwrap());
+//! let snapshot = Snapshot::new(parse_str(yaml, std::path::Path::new("mesh.yaml"), "default").unwrap());
 //! let scope = Scope::new("default");
 //! let registry = Registry::build(&snapshot, &scope);
 //! let table = RouteTable::compile(&snapshot, &registry, &scope).unwrap();
@@ -312,7 +312,11 @@ pub fn explain<B>(
     };
     out.policies = policies(route);
     match &route.action {
-        Action::Forward { destinations, total_weight, .. } => {
+        Action::Forward {
+            destinations,
+            total_weight,
+            ..
+        } => {
             let single = destinations.len() == 1;
             for d in destinations {
                 #[allow(clippy::cast_precision_loss, reason = "weights are small")]
@@ -344,7 +348,11 @@ pub fn explain<B>(
                     None => format!(
                         "forward to {}{}",
                         dest.cluster.as_deref().unwrap_or("?"),
-                        if single { "" } else { " (weighted, drawn per request)" }
+                        if single {
+                            ""
+                        } else {
+                            " (weighted, drawn per request)"
+                        }
                     ),
                 };
                 out.destination = Some(dest);
@@ -365,7 +373,10 @@ fn why_route(route: &Route, view: &RequestView<'_>) -> (Option<Option<usize>>, S
         );
     }
     if route.blocks().is_empty() {
-        return (Some(None), "no match conditions: matches every request (VS-1)".into());
+        return (
+            Some(None),
+            "no match conditions: matches every request (VS-1)".into(),
+        );
     }
     let mut reasons = Vec::new();
     for (i, block) in route.blocks().iter().enumerate() {
@@ -377,7 +388,10 @@ fn why_route(route: &Route, view: &RequestView<'_>) -> (Option<Option<usize>>, S
                 } else {
                     format!("match[{i}] ({name})")
                 };
-                return (Some(Some(i)), format!("{label} matched: all its conditions hold (VS-2)"));
+                return (
+                    Some(Some(i)),
+                    format!("{label} matched: all its conditions hold (VS-2)"),
+                );
             }
             Some(why) => reasons.push(format!("match[{i}]: {why}")),
         }
@@ -436,7 +450,10 @@ fn policies(route: &Route) -> Policies {
         cors: route.cors.is_some(),
         ..Policies::default()
     };
-    if let Action::Forward { rewrite, authority, .. } = &route.action {
+    if let Action::Forward {
+        rewrite, authority, ..
+    } = &route.action
+    {
         let mut parts = Vec::new();
         if let Some(r) = rewrite {
             parts.push(r.describe());
@@ -467,13 +484,18 @@ fn destination_step(
         problem: None,
     };
     if let Target::Service { service, .. } = &d.target
-        && let Some(rule) = registry.destination_rules().lookup(&service.host, &service.namespace)
+        && let Some(rule) = registry
+            .destination_rules()
+            .lookup(&service.host, &service.namespace)
     {
         step.destination_rule = rule
             .sources()
             .first()
             .map(|src| format!("{}/{}", rule.namespace(), src.name));
-        step.destination_rule_source = rule.sources().first().map(|src| Source::from(&src.location));
+        step.destination_rule_source = rule
+            .sources()
+            .first()
+            .map(|src| Source::from(&src.location));
         if let Some(s) = d.subset.as_deref().and_then(|s| rule.subset(s)) {
             step.subset_labels = s.labels.clone();
         }
@@ -482,10 +504,9 @@ fn destination_step(
         Ok(u) => u,
         Err(e) => {
             step.problem = Some(match e {
-                NoCluster::UnknownHost => format!(
-                    "503 NC: {} is not a known service (HOST-11)",
-                    d.host
-                ),
+                NoCluster::UnknownHost => {
+                    format!("503 NC: {} is not a known service (HOST-11)", d.host)
+                }
                 NoCluster::UnknownSubset => format!(
                     "503 NC: subset {:?} is not defined by the DestinationRule found for {} (VS-16, HOST-12)",
                     d.subset.as_deref().unwrap_or(""),

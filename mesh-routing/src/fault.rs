@@ -88,9 +88,7 @@ impl Fault {
     /// Draws this request's faults (VS-29: independent draws).
     pub fn decide(&self, rng: &mut Random) -> FaultDecision {
         FaultDecision {
-            delay: self
-                .delay
-                .and_then(|(d, p)| rng.chance(p).then_some(d)),
+            delay: self.delay.and_then(|(d, p)| rng.chance(p).then_some(d)),
             abort: self.abort.and_then(|(a, p)| rng.chance(p).then_some(a)),
         }
     }

@@ -104,11 +104,8 @@ impl HeaderEdits {
         let mut edits = HeaderEdits::default();
         // Authority from `host`: a `set` beats an `add`; the later level's `set` wins like any
         // other set of the same name in the chosen order.
-        let levels: [Option<&HeaderOperations>; 2] = if single {
-            [route, dest]
-        } else {
-            [dest, route]
-        };
+        let levels: [Option<&HeaderOperations>; 2] =
+            if single { [route, dest] } else { [dest, route] };
         if single {
             for ops in levels.iter().flatten() {
                 edits.push_removes(ops)?;
@@ -323,7 +320,11 @@ mod tests {
     #[test]
     fn host_edits_are_authority_rewrites_set_over_add() {
         // SEMANTICS VS-25: set/add of host is an authority rewrite, set winning over add.
-        let o = ops(&[("host", "a.example.com")], &[("host", "b.example.com")], &[]);
+        let o = ops(
+            &[("host", "a.example.com")],
+            &[("host", "b.example.com")],
+            &[],
+        );
         let e = HeaderEdits::single_level(Some(&o)).unwrap();
         assert_eq!(e.authority().unwrap().as_str(), "a.example.com");
         let o = ops(&[], &[("Host", "b.example.com")], &[]);

@@ -42,7 +42,7 @@
 //!   resolution: STATIC
 //!   endpoints: [{address: 127.0.0.1, ports: {http: 8081}}]
 //! "#;
-//! let snapshot = Snapshot::new(parse_str(yaml, "mesh.yaml", "default").unwrap());
+//! let snapshot = Snapshot::new(parse_str(yaml, std::path::Path::new("mesh.yaml"), "default").unwrap());
 //! let scope = Scope::new("default");
 //! let registry = Registry::build(&snapshot, &scope);
 //! let table = RouteTable::compile(&snapshot, &registry, &scope).unwrap();
@@ -188,7 +188,11 @@ fn destination(route: &Route, i: usize) -> Option<&WeightedDestination> {
     }
 }
 
-fn local<B>(answer: LocalAnswer, edits: Option<&crate::headers::HeaderEdits>, cors: Option<&HeaderMap>) -> Response<RouteBody<B>> {
+fn local<B>(
+    answer: LocalAnswer,
+    edits: Option<&crate::headers::HeaderEdits>,
+    cors: Option<&HeaderMap>,
+) -> Response<RouteBody<B>> {
     let flagged = answer.clone();
     let (mut parts, body) = answer.into_response().into_parts();
     if let Some(e) = edits {
@@ -204,6 +208,10 @@ fn local<B>(answer: LocalAnswer, edits: Option<&crate::headers::HeaderEdits>, co
 }
 
 /// A request routed, ready for the inner service; or an answer.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "lives on the stack for one call; boxing would allocate per request"
+)]
 enum Prepared<B, R> {
     Call(Request<B>, Post),
     Answer(Response<RouteBody<R>>),
@@ -235,15 +243,11 @@ fn prepare<B, R>(
         return Prepared::Answer(local(LocalAnswer::NoRoute, None, cors.as_ref()));
     };
     // The authority the application wrote, unless rewritten (VS-21, VS-25).
-    let original = req
-        .uri()
-        .authority()
-        .cloned()
-        .or_else(|| {
-            req.headers()
-                .get(HOST)
-                .and_then(|h| Authority::try_from(h.as_bytes()).ok())
-        });
+    let original = req.uri().authority().cloned().or_else(|| {
+        req.headers()
+            .get(HOST)
+            .and_then(|h| Authority::try_from(h.as_bytes()).ok())
+    });
     let authority = dest
         .request_edits
         .authority()
@@ -274,7 +278,10 @@ fn prepare<B, R>(
         Ok(u) => *req.uri_mut() = u,
         Err(_) => return Prepared::Answer(local(LocalAnswer::NoRoute, None, cors.as_ref())),
     }
-    let mut info = RouteInfo::new(Arc::clone(route.name_for(None)), selected.upstream.cluster.name());
+    let mut info = RouteInfo::new(
+        Arc::clone(route.name_for(None)),
+        selected.upstream.cluster.name(),
+    );
     info.endpoint = Some(selected.addr);
     info.timeout = route.timeout;
     info.retries = route.retries.clone();

@@ -52,7 +52,7 @@
 //!     route: [{destination: {host: reviews, subset: v2}}]
 //!   - route: [{destination: {host: reviews, subset: v1}}]
 //! "#;
-//! let snapshot = Snapshot::new(parse_str(yaml, "mesh.yaml", "default").unwrap());
+//! let snapshot = Snapshot::new(parse_str(yaml, std::path::Path::new("mesh.yaml"), "default").unwrap());
 //! let scope = Scope::new("default");
 //! let registry = Registry::build(&snapshot, &scope);
 //! let table = RouteTable::compile(&snapshot, &registry, &scope).unwrap();

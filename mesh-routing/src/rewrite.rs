@@ -26,7 +26,9 @@
 
 use bytes::Bytes;
 use http::StatusCode;
-use mesh_core::model::{HttpBody, HttpDirectResponse, HttpRedirect, HttpRewrite, RedirectPortSelection};
+use mesh_core::model::{
+    HttpBody, HttpDirectResponse, HttpRedirect, HttpRewrite, RedirectPortSelection,
+};
 use regex::Regex;
 
 use crate::Error;
@@ -364,7 +366,10 @@ mod tests {
             "/v1/bookRatings/5?x=1"
         );
         // Exact / regex / no uri match: the whole path, query kept.
-        assert_eq!(r.apply("/ratings/5?x=1", UriMatched::Exact), "/v1/bookRatings?x=1");
+        assert_eq!(
+            r.apply("/ratings/5?x=1", UriMatched::Exact),
+            "/v1/bookRatings?x=1"
+        );
         assert_eq!(r.apply("/anything", UriMatched::None), "/v1/bookRatings");
     }
 
@@ -477,26 +482,41 @@ mod tests {
         let mut cfg = HttpRedirect::default();
         cfg.authority = "b".into();
         let r = Redirect::from_config(&cfg);
-        assert_eq!(r.location(&input("a:8080", "/x", UriMatched::None)), "http://b/x");
+        assert_eq!(
+            r.location(&input("a:8080", "/x", UriMatched::None)),
+            "http://b/x"
+        );
         // explicit port; derivePort FROM_PROTOCOL_DEFAULT; FROM_REQUEST_PORT; https scheme.
         let mut cfg = HttpRedirect::default();
         cfg.port = Some(9000);
         let r = Redirect::from_config(&cfg);
-        assert_eq!(r.location(&input("a:8080", "/x", UriMatched::None)), "http://a:9000/x");
+        assert_eq!(
+            r.location(&input("a:8080", "/x", UriMatched::None)),
+            "http://a:9000/x"
+        );
         let mut cfg = HttpRedirect::default();
         cfg.scheme = "https".into();
         cfg.derive_port = Some(RedirectPortSelection::FromProtocolDefault);
         let r = Redirect::from_config(&cfg);
-        assert_eq!(r.location(&input("a:8080", "/x", UriMatched::None)), "https://a/x");
+        assert_eq!(
+            r.location(&input("a:8080", "/x", UriMatched::None)),
+            "https://a/x"
+        );
         let mut cfg = HttpRedirect::default();
         cfg.derive_port = Some(RedirectPortSelection::FromRequestPort);
         cfg.authority = "b".into();
         let r = Redirect::from_config(&cfg);
-        assert_eq!(r.location(&input("a:8080", "/x", UriMatched::None)), "http://b:8080/x");
+        assert_eq!(
+            r.location(&input("a:8080", "/x", UriMatched::None)),
+            "http://b:8080/x"
+        );
         let mut cfg = HttpRedirect::default();
         cfg.scheme = "https".into();
         let r = Redirect::from_config(&cfg);
-        assert_eq!(r.location(&input("a", "/x", UriMatched::None)), "https://a/x");
+        assert_eq!(
+            r.location(&input("a", "/x", UriMatched::None)),
+            "https://a/x"
+        );
     }
 
     #[test]

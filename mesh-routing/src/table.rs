@@ -46,7 +46,7 @@
 //!   - match: [{uri: {prefix: /api}}]
 //!     route: [{destination: {host: reviews}}]
 //! "#;
-//! let snapshot = Snapshot::new(parse_str(yaml, "mesh.yaml", "prod").unwrap());
+//! let snapshot = Snapshot::new(parse_str(yaml, std::path::Path::new("mesh.yaml"), "prod").unwrap());
 //! let scope = Scope::new("prod");
 //! let registry = Registry::build(&snapshot, &scope);
 //! let table = RouteTable::compile(&snapshot, &registry, &scope).unwrap();
@@ -54,8 +54,10 @@
 //! let req = http::Request::get("/api/x").header("host", "reviews:9080").body(()).unwrap();
 //! let view = RequestView::new(&req, 9080);
 //! assert!(matches!(table.find(&view), Lookup::Matched(_)));
-//! let req = http::Request::get("/other").header("host", "reviews").body(()).unwrap();
-//! assert!(matches!(table.find(&RequestView::new(&req, 80)), Lookup::NoRouteMatched(_)));
+//! let req = http::Request::get("/other").header("host", "reviews:9080").body(()).unwrap();
+//! assert!(matches!(table.find(&RequestView::new(&req, 9080)), Lookup::NoRouteMatched(_)));
+//! // A port the service does not listen on: no virtual host at all (HOST-6).
+//! assert!(matches!(table.find(&RequestView::new(&req, 80)), Lookup::UnknownHost));
 //! ```
 
 use std::collections::HashMap;
@@ -99,6 +101,13 @@ pub enum Lookup<'t> {
     NoRouteMatched(&'t VirtualHost),
     /// A route matched.
     Matched(Matched<'t>),
+}
+
+impl Lookup<'_> {
+    /// Whether a route matched.
+    pub fn is_matched(&self) -> bool {
+        matches!(self, Lookup::Matched(_))
+    }
 }
 
 /// A matched route.
@@ -218,6 +227,9 @@ impl RouteTable {
     }
 }
 
+/// A VirtualService compiled: its reference and its routes, shared by its hosts.
+type CompiledVs = (Arc<VirtualServiceRef>, Arc<[Arc<Route>]>);
+
 /// State of one compilation.
 struct Compiler<'a> {
     registry: &'a Registry,
@@ -265,11 +277,10 @@ impl<'a> Compiler<'a> {
             }
         }
         // Most specific wildcard first; `*` last.
-        wildcard_owner.sort_by(|a, b| wildcard_rank(&b.0).cmp(&wildcard_rank(&a.0)));
+        wildcard_owner.sort_by_key(|(p, _)| std::cmp::Reverse(wildcard_rank(p)));
 
         // Routes per VirtualService, compiled once and shared by every host that uses them.
-        let mut compiled: Vec<Option<(Arc<VirtualServiceRef>, Arc<[Arc<Route>]>)>> =
-            vec![None; vss.len()];
+        let mut compiled: Vec<Option<CompiledVs>> = vec![None; vss.len()];
         let mut routes_of = |i: usize, this: &mut Self| -> Result<_, Error> {
             if let Some(c) = &compiled[i] {
                 return Ok(c.clone());
@@ -310,7 +321,9 @@ impl<'a> Compiler<'a> {
             if is_wildcard(&service.host) {
                 wildcards.push((service.host.clone().into_boxed_str(), index));
             } else {
-                hosts.entry(service.host.clone().into_boxed_str()).or_insert(index);
+                hosts
+                    .entry(service.host.clone().into_boxed_str())
+                    .or_insert(index);
             }
         }
         // VirtualService hosts that are not services still get their routes (HOST-11).
@@ -350,7 +363,7 @@ impl<'a> Compiler<'a> {
         for (alias, i) in aliases {
             hosts.entry(alias.into_boxed_str()).or_insert(i);
         }
-        wildcards.sort_by(|a, b| wildcard_rank(&b.0).cmp(&wildcard_rank(&a.0)));
+        wildcards.sort_by_key(|(p, _)| std::cmp::Reverse(wildcard_rank(p)));
         Ok(RouteTable {
             version: snapshot.version().to_owned(),
             hosts,
@@ -397,7 +410,7 @@ impl<'a> Compiler<'a> {
         &mut self,
         vs: &Resource<VirtualService>,
         proxy: &ProxyIdentity<'_>,
-    ) -> Result<(Arc<VirtualServiceRef>, Arc<[Arc<Route>]>), Error> {
+    ) -> Result<CompiledVs, Error> {
         let vs_ref = Arc::new(VirtualServiceRef {
             namespace: vs.namespace().to_owned(),
             name: vs.name().to_owned(),
@@ -483,14 +496,14 @@ impl<'a> Compiler<'a> {
                 None => None,
             };
             let authority = match http.rewrite.as_ref().map(|r| r.authority.as_str()) {
-                Some(a) if !a.is_empty() => Some(
-                    http::uri::Authority::try_from(a).map_err(|e| Error::InvalidHeader {
+                Some(a) if !a.is_empty() => Some(http::uri::Authority::try_from(a).map_err(
+                    |e| Error::InvalidHeader {
                         location: ctx.location.clone(),
                         resource: ctx.resource.to_owned(),
                         name: "rewrite.authority".into(),
                         reason: e.to_string(),
-                    })?,
-                ),
+                    },
+                )?),
                 _ => None,
             };
             Action::Forward {
@@ -526,10 +539,7 @@ impl<'a> Compiler<'a> {
             mirrors.push(self.mirror(&m.destination, ns, percent));
         }
         mirrors.retain(|m| m.percent > 0.0);
-        let timeout = http
-            .timeout
-            .map(|t| t.as_std())
-            .filter(|t| !t.is_zero());
+        let timeout = http.timeout.map(|t| t.as_std()).filter(|t| !t.is_zero());
         Ok(Route {
             index,
             name: Arc::from(http.name.as_str()),
@@ -622,6 +632,8 @@ impl<'a> Compiler<'a> {
             policy.load_balancer.as_ref(),
             policy.outlier_detection.as_ref(),
         ));
+        // Build the ring / table / schedule now, not on the first request.
+        b.prepare(&cluster.endpoints());
         self.balancers
             .insert(cluster.name().to_owned(), Arc::clone(&b));
         b

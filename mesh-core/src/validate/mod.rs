@@ -63,8 +63,8 @@ use std::collections::BTreeSet;
 
 pub use self::codes::{CODES, CodeInfo, code_info};
 pub use self::findings::{Finding, Severity};
-pub use self::source_map::SourceMap;
 use self::report::Reporter;
+pub use self::source_map::SourceMap;
 use crate::Snapshot;
 use crate::loader::{ConfigErrorKind, LoadError};
 use crate::model::AnyResource;

@@ -125,6 +125,7 @@ impl Demo {
         format!(
             "Try it (Ctrl-C drains and exits):\n\
              \x20 curl -x http://{out} http://order-service.production.svc.cluster.local:8080/orders\n\
+             \x20 curl -x http://{out} -H 'x-canary-test: true' http://order-service.production:8080/orders  # v2\n\
              \x20 curl -H 'Host: payment-service:8080' http://{out}/v1/payments\n\
              \x20 curl -x http://{out} http://nowhere.example.com/          # 404, no route\n\
              \x20 curl http://{admin}/clusters\n\
@@ -132,7 +133,10 @@ impl Demo {
              \x20 curl http://{admin}/stats/prometheus\n\
              \x20 curl -X POST 'http://{admin}/logging?level=debug'\n\
              \x20 $EDITOR {}                  # saved changes reload live\n\
-             \x20 cargo run --release -p mesh-proxy -- analyze {}",
+             \x20 cargo run --release -p mesh-proxy -- analyze {}\n\
+             \x20 cargo run --release -p mesh-proxy -- explain --namespace production --config {} \\\n\
+             \x20     --request 'GET http://order-service:8080/orders' --header x-canary-test:true",
+            config.display(),
             config.display(),
             config.display(),
         )

@@ -58,12 +58,39 @@ pub(super) async fn drive(demo: &Demo, n: usize) -> Report {
         Client::builder(TokioExecutor::new()).build_http();
     let out = demo.proxy.outbound_addr();
     let inbound = demo.proxy.inbound_addr();
-    let plan: [(&str, std::net::SocketAddr, &str, &str, usize); 5] = [
+    let canary: &[(&str, &str)] = &[("x-canary-test", "true")];
+    // (title, listener, Host, path, extra headers, requests)
+    type Step<'a> = (
+        &'a str,
+        std::net::SocketAddr,
+        &'a str,
+        &'a str,
+        &'a [(&'a str, &'a str)],
+        usize,
+    );
+    let plan: [Step<'_>; 7] = [
         (
-            "Round robin over the two order-service versions",
+            "VirtualService order-service: 95/5 split between subsets v1 and v2",
             out,
             "order-service:8080",
             "/orders",
+            &[],
+            n.max(100),
+        ),
+        (
+            "Header canary: x-canary-test: true goes to v2 (first route wins)",
+            out,
+            "order-service:8080",
+            "/orders",
+            canary,
+            n,
+        ),
+        (
+            "checkout: no canary header, so subset stable (VirtualService checkout-routing)",
+            out,
+            "checkout.production:8080",
+            "/cart",
+            &[],
             n,
         ),
         (
@@ -71,6 +98,7 @@ pub(super) async fn drive(demo: &Demo, n: usize) -> Report {
             out,
             "payment-service.production.svc.cluster.local:8080",
             "/v1/payments",
+            &[],
             n,
         ),
         (
@@ -78,6 +106,7 @@ pub(super) async fn drive(demo: &Demo, n: usize) -> Report {
             out,
             "nowhere.example.com",
             "/",
+            &[],
             5,
         ),
         (
@@ -85,6 +114,7 @@ pub(super) async fn drive(demo: &Demo, n: usize) -> Report {
             out,
             "inventory-service.production:8080",
             "/items",
+            &[],
             5,
         ),
         (
@@ -92,19 +122,24 @@ pub(super) async fn drive(demo: &Demo, n: usize) -> Report {
             inbound,
             "checkout.production.svc.cluster.local:8080",
             "/cart",
+            &[],
             n,
         ),
     ];
     let mut scenarios = Vec::new();
-    for (title, addr, host, path, count) in plan {
+    for (title, addr, host, path, headers, count) in plan {
+        let extra: String = headers.iter().map(|(k, v)| format!("  {k}: {v}")).collect();
         let mut s = Scenario {
             title: title.into(),
-            request: format!("GET {path}  Host: {host}  via {addr}"),
+            request: format!("GET {path}  Host: {host}{extra}  via {addr}"),
             ..Scenario::default()
         };
         for _ in 0..count {
-            let req = Request::get(format!("http://{addr}{path}"))
-                .header(HOST, host)
+            let mut builder = Request::get(format!("http://{addr}{path}")).header(HOST, host);
+            for (k, v) in headers {
+                builder = builder.header(*k, *v);
+            }
+            let req = builder
                 .body(Empty::<Bytes>::new())
                 .expect("a valid request");
             let started = Instant::now();
