@@ -224,7 +224,7 @@ fn prepare<B, R>(
     dest_index: usize,
     cors: Option<HeaderMap>,
     port: u16,
-    uri_matched: UriMatched,
+    (block, uri_matched): (Option<usize>, UriMatched),
 ) -> Prepared<B, R> {
     let Some(dest) = destination(&route, dest_index) else {
         return Prepared::Answer(local(LocalAnswer::NoRoute, None, cors.as_ref()));
@@ -278,8 +278,9 @@ fn prepare<B, R>(
         Ok(u) => *req.uri_mut() = u,
         Err(_) => return Prepared::Answer(local(LocalAnswer::NoRoute, None, cors.as_ref())),
     }
+    // LOG-2: the name of the block that matched, not the route's first one.
     let mut info = RouteInfo::new(
-        Arc::clone(route.name_for(None)),
+        Arc::clone(route.name_for(block)),
         selected.upstream.cluster.name(),
     );
     info.endpoint = Some(selected.addr);
@@ -342,6 +343,7 @@ where
             answer: edits_answer,
             cors: decision.cors,
             port,
+            block: matched.block,
             uri: matched.uri,
         };
         match decision.delay {
@@ -363,6 +365,7 @@ struct Step {
     answer: Option<(LocalAnswer, Option<crate::headers::HeaderEdits>)>,
     cors: Option<HeaderMap>,
     port: u16,
+    block: Option<usize>,
     uri: UriMatched,
 }
 
@@ -415,7 +418,14 @@ where
         let Some(index) = step.dest_index else {
             return Self::answer(local(LocalAnswer::NoRoute, None, step.cors.as_ref()));
         };
-        match prepare(req, step.route, index, step.cors, step.port, step.uri) {
+        match prepare(
+            req,
+            step.route,
+            index,
+            step.cors,
+            step.port,
+            (step.block, step.uri),
+        ) {
             Prepared::Answer(resp) => Self::answer(resp),
             Prepared::Call(req, post) => Self {
                 state: State::Inner {

@@ -74,12 +74,17 @@ impl Target {
     pub fn upstream(&self, request_port: u16) -> Result<&Upstream, NoCluster> {
         match self {
             Target::Unknown => Err(NoCluster::UnknownHost),
-            Target::Service { clusters, port, .. } => {
+            Target::Service {
+                service,
+                clusters,
+                port,
+            } => {
                 if clusters.is_empty() {
-                    return Err(if port.is_some() {
-                        NoCluster::UnknownPort
-                    } else {
-                        NoCluster::UnknownSubset
+                    // Only a named subset or a named port can leave a service without clusters:
+                    // a port the service has means the subset is the missing part (VS-16).
+                    return Err(match port {
+                        Some(p) if service.cluster(*p).is_none() => NoCluster::UnknownPort,
+                        _ => NoCluster::UnknownSubset,
                     });
                 }
                 let wanted = match port {

@@ -363,6 +363,25 @@ impl<'a> Compiler<'a> {
         for (alias, i) in aliases {
             hosts.entry(alias.into_boxed_str()).or_insert(i);
         }
+        // An IP literal that a visible ServiceEntry lists in `addresses` names that entry's
+        // service (HOST-7); the registry decides which service owns an address.
+        for se in snapshot.service_entries() {
+            for address in &se.spec.addresses {
+                let Ok(ip) = address.parse::<std::net::IpAddr>() else {
+                    continue;
+                };
+                let ip = ip.to_string();
+                let Some(service) = self.registry.lookup(&ip, &self.scope.namespace) else {
+                    continue;
+                };
+                if let Some(i) = vhosts
+                    .iter()
+                    .position(|v| v.service.as_ref().is_some_and(|s| Arc::ptr_eq(s, service)))
+                {
+                    hosts.entry(ip.into_boxed_str()).or_insert(i);
+                }
+            }
+        }
         wildcards.sort_by_key(|(p, _)| std::cmp::Reverse(wildcard_rank(p)));
         Ok(RouteTable {
             version: snapshot.version().to_owned(),

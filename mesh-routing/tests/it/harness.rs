@@ -36,7 +36,6 @@ use mesh_routing::route::{Action, NoCluster};
 /// One snapshot compiled for one proxy.
 pub(crate) struct Mesh {
     pub(crate) table: RouteTable,
-    pub(crate) registry: Registry,
 }
 
 /// Parses `yaml` as the file `mesh.yaml`, namespaces defaulting to the proxy's.
@@ -65,7 +64,7 @@ impl Mesh {
         let registry = Registry::build(&snapshot, &scope);
         let table = RouteTable::compile(&snapshot, &registry, &scope)
             .unwrap_or_else(|e| panic!("route table does not compile: {e}"));
-        Self { table, registry }
+        Self { table }
     }
 
     /// Routes one request.
@@ -464,8 +463,16 @@ impl Expect {
             Expect::GrpcAbort(code) => {
                 Self::local(out, 200, "FI", b"")?;
                 let h = out.response.headers();
-                same(values(h, "grpc-status"), &[&code.to_string()], "grpc-status")?;
-                same(values(h, "content-type"), &["application/grpc"], "content-type")
+                same(
+                    values(h, "grpc-status"),
+                    &[&code.to_string()],
+                    "grpc-status",
+                )?;
+                same(
+                    values(h, "content-type"),
+                    &["application/grpc"],
+                    "content-type",
+                )
             }
             Expect::Preflight => {
                 Self::local(out, 200, "-", b"")?;
@@ -506,7 +513,9 @@ impl Expect {
             Expect::Policy(what, holds) => match &out.policy {
                 Some(p) if holds(p) => Ok(()),
                 Some(p) => Err(format!("policy: expected {what}, got {p:?}")),
-                None => Err(format!("policy: expected {what}, but nothing was forwarded")),
+                None => Err(format!(
+                    "policy: expected {what}, but nothing was forwarded"
+                )),
             },
         }
     }

@@ -51,20 +51,36 @@ fn short_names_resolve_in_the_resource_namespace() {
     mesh.check(&[
         // SEMANTICS HOST-1 (pitfall): `hosts: [reviews]` in namespace foo is reviews.foo — a
         // host with routes but no service (HOST-11), its destination `reviews` too → NC.
-        case("HOST-1", get("reviews:9080", "/"), &[NoCluster(UnknownHost)]),
+        case(
+            "HOST-1",
+            get("reviews:9080", "/"),
+            &[NoCluster(UnknownHost)],
+        ),
         // … and the VirtualService does not apply to reviews.bar, which keeps its default.
         case(
             "HOST-1",
             get("reviews.bar:9080", "/"),
-            &[Cluster("outbound|9080||reviews.bar.svc.cluster.local"), Endpoint(9181), Route("default")],
+            &[
+                Cluster("outbound|9080||reviews.bar.svc.cluster.local"),
+                Endpoint(9181),
+                Route("default"),
+            ],
         ),
         // SEMANTICS HOST-1 (pitfall): a destination `ratings` written in namespace foo is
         // ratings.foo, not the ratings.bar the VirtualService is for.
-        case("HOST-1", get("ratings.bar:9080", "/x"), &[Route("short"), NoCluster(UnknownHost)]),
+        case(
+            "HOST-1",
+            get("ratings.bar:9080", "/x"),
+            &[Route("short"), NoCluster(UnknownHost)],
+        ),
         case(
             "HOST-1",
             get("ratings.bar:9080", "/ok"),
-            &[Route("qualified"), Cluster("outbound|9080||ratings.bar.svc.cluster.local"), Endpoint(9182)],
+            &[
+                Route("qualified"),
+                Cluster("outbound|9080||ratings.bar.svc.cluster.local"),
+                Endpoint(9182),
+            ],
         ),
     ]);
 }
@@ -114,7 +130,11 @@ fn name_forms_in_config() {
         // SEMANTICS HOST-2: request hosts are compared lower-cased.
         case("HOST-2", get("A.Prod", "/"), &[Cluster(d)]),
         // SEMANTICS HOST-2, HOST-4: any other dotted name is itself (no namespace suffix).
-        case("HOST-4", get("api.example.com", "/"), &[Direct(200, "literal")]),
+        case(
+            "HOST-4",
+            get("api.example.com", "/"),
+            &[Direct(200, "literal")],
+        ),
         // The VS-less service d keeps its default route.
         case("VS-13", get("d", "/"), &[Cluster(d), Route("default")]),
     ]);
@@ -137,7 +157,11 @@ fn request_aliases_depend_on_the_client_namespace() {
         case("HOST-3", get("reviews:9080", "/"), ok),
         case("HOST-3", get("reviews.prod:9080", "/"), ok),
         case("HOST-3", get("reviews.prod.svc:9080", "/"), ok),
-        case("HOST-3", get("reviews.prod.svc.cluster.local:9080", "/"), ok),
+        case(
+            "HOST-3",
+            get("reviews.prod.svc.cluster.local:9080", "/"),
+            ok,
+        ),
         case("HOST-3", url("GET", "http://reviews:9080/"), ok),
     ]);
     other.check(&[
@@ -145,7 +169,11 @@ fn request_aliases_depend_on_the_client_namespace() {
         case("HOST-3", get("reviews:9080", "/"), &[NoRoute]),
         case("HOST-3", get("reviews.prod:9080", "/"), ok),
         case("HOST-3", get("reviews.prod.svc:9080", "/"), ok),
-        case("HOST-3", get("reviews.prod.svc.cluster.local:9080", "/"), ok),
+        case(
+            "HOST-3",
+            get("reviews.prod.svc.cluster.local:9080", "/"),
+            ok,
+        ),
     ]);
 }
 
@@ -186,20 +214,52 @@ fn wildcards_most_specific_wins() {
     mesh.check(&[
         // SEMANTICS HOST-5: *.example.com matches one or more labels, not the bare domain.
         case("HOST-5", get("a.example.com", "/"), &[Direct(200, "wide")]),
-        case("HOST-5", get("a.b.example.com", "/"), &[Direct(200, "wide")]),
+        case(
+            "HOST-5",
+            get("a.b.example.com", "/"),
+            &[Direct(200, "wide")],
+        ),
         // SEMANTICS HOST-5: the longest suffix wins; an exact host beats every wildcard.
-        case("HOST-5", get("x.api.example.com", "/"), &[Direct(200, "narrow")]),
-        case("HOST-5", get("y.x.api.example.com", "/"), &[Direct(200, "narrow")]),
-        case("HOST-5", get("exact.api.example.com", "/"), &[Direct(200, "exact")]),
-        case("HOST-5", get("EXACT.api.example.com", "/"), &[Direct(200, "exact")]),
+        case(
+            "HOST-5",
+            get("x.api.example.com", "/"),
+            &[Direct(200, "narrow")],
+        ),
+        case(
+            "HOST-5",
+            get("y.x.api.example.com", "/"),
+            &[Direct(200, "narrow")],
+        ),
+        case(
+            "HOST-5",
+            get("exact.api.example.com", "/"),
+            &[Direct(200, "exact")],
+        ),
+        case(
+            "HOST-5",
+            get("EXACT.api.example.com", "/"),
+            &[Direct(200, "exact")],
+        ),
         // SEMANTICS HOST-5: `*` matches every host, the least specific.
         case("HOST-5", get("example.com", "/"), &[Direct(200, "star")]),
         case("HOST-5", get("other.org", "/"), &[Direct(200, "star")]),
         // A wildcard VirtualService host applies to the services it matches.
-        case("HOST-5", get("shop.example.com", "/"), &[Direct(200, "wide")]),
+        case(
+            "HOST-5",
+            get("shop.example.com", "/"),
+            &[Direct(200, "wide")],
+        ),
         // SEMANTICS HOST-6 (pitfall): the port in Host does not choose the virtual host.
-        case("HOST-6", get("a.example.com:8443", "/"), &[Direct(200, "wide")]),
-        case("HOST-6", get("exact.api.example.com:1234", "/"), &[Direct(200, "exact")]),
+        case(
+            "HOST-6",
+            get("a.example.com:8443", "/"),
+            &[Direct(200, "wide")],
+        ),
+        case(
+            "HOST-6",
+            get("exact.api.example.com:1234", "/"),
+            &[Direct(200, "exact")],
+        ),
     ]);
 }
 
@@ -210,8 +270,16 @@ fn wildcard_service_entries() {
     let mesh = Mesh::new(&yaml, "prod");
     mesh.check(&[
         // SEMANTICS HOST-4, HOST-5: a wildcard ServiceEntry host; the exact one beats it.
-        case("HOST-5", get("a.wild.test", "/"), &[Cluster("outbound|80||*.wild.test"), Endpoint(7020)]),
-        case("HOST-5", get("tame.wild.test", "/"), &[Cluster("outbound|80||tame.wild.test"), Endpoint(7021)]),
+        case(
+            "HOST-5",
+            get("a.wild.test", "/"),
+            &[Cluster("outbound|80||*.wild.test"), Endpoint(7020)],
+        ),
+        case(
+            "HOST-5",
+            get("tame.wild.test", "/"),
+            &[Cluster("outbound|80||tame.wild.test"), Endpoint(7021)],
+        ),
         case("HOST-5", get("wild.test", "/"), &[NoRoute]),
     ]);
 }
@@ -225,9 +293,17 @@ fn port_in_host_is_ignored_for_the_virtual_host() {
         // SEMANTICS HOST-6 (pitfall): `web` and `web:80` are the same virtual host; no port
         // means 80 for http.
         case("HOST-6", get("web", "/"), &[Cluster(web), Endpoint(7030)]),
-        case("HOST-6", get("web:80", "/"), &[Cluster(web), Endpoint(7030)]),
+        case(
+            "HOST-6",
+            get("web:80", "/"),
+            &[Cluster(web), Endpoint(7030)],
+        ),
         case("HOST-6", get("WEB.prod:80", "/"), &[Cluster(web)]),
-        case("HOST-6", url("GET", "http://web.prod.svc/"), &[Cluster(web)]),
+        case(
+            "HOST-6",
+            url("GET", "http://web.prod.svc/"),
+            &[Cluster(web)],
+        ),
     ]);
 }
 
@@ -248,8 +324,16 @@ fn ip_literal_selects_the_service_entry_with_that_address() {
     let mesh = Mesh::new(ADDRESSES, "prod");
     mesh.check(&[
         // SEMANTICS HOST-7: an IP literal host that matches `addresses` selects that entry.
-        case("HOST-7", url("GET", "http://10.9.8.7/x"), &[Cluster("outbound|80||legacy.internal"), Endpoint(7040)]),
-        case("HOST-7", get("10.9.8.7:80", "/x"), &[Cluster("outbound|80||legacy.internal")]),
+        case(
+            "HOST-7",
+            url("GET", "http://10.9.8.7/x"),
+            &[Cluster("outbound|80||legacy.internal"), Endpoint(7040)],
+        ),
+        case(
+            "HOST-7",
+            get("10.9.8.7:80", "/x"),
+            &[Cluster("outbound|80||legacy.internal")],
+        ),
         case("HOST-7", url("GET", "http://10.9.8.6/x"), &[NoRoute]),
     ]);
 }
@@ -324,17 +408,44 @@ fn export_to_hides_resources_from_other_namespaces() {
         // SEMANTICS HOST-8: `.` → own namespace only; `~` → nobody; a list → those.
         case("HOST-8", get("own.team", "/"), &[NoRoute]),
         case("HOST-8", get("nobody.team", "/"), &[NoRoute]),
-        case("HOST-8", get("listed.team", "/"), &[Direct(200, "for-prod")]),
+        case(
+            "HOST-8",
+            get("listed.team", "/"),
+            &[Direct(200, "for-prod")],
+        ),
         // The VirtualService exported to `.` is absent for prod: the default route applies.
-        case("HOST-8", get("shared.team", "/"), &[Cluster("outbound|80||shared.team.svc.cluster.local"), Endpoint(7052), Route("default")]),
+        case(
+            "HOST-8",
+            get("shared.team", "/"),
+            &[
+                Cluster("outbound|80||shared.team.svc.cluster.local"),
+                Endpoint(7052),
+                Route("default"),
+            ],
+        ),
         // `exportTo: []` means everyone; the `~` VirtualService is ignored.
-        case("HOST-8", get("listed2.team", "/shared"), &[NoCluster(UnknownSubset)]),
+        case(
+            "HOST-8",
+            get("listed2.team", "/shared"),
+            &[NoCluster(UnknownSubset)],
+        ),
         // A DestinationRule exported to `.` is not seen from prod; one exported to prod is.
-        case("HOST-8", get("listed2.team", "/other"), &[Cluster("outbound|80|s1|listed.team.svc.cluster.local"), Endpoint(7053)]),
+        case(
+            "HOST-8",
+            get("listed2.team", "/other"),
+            &[
+                Cluster("outbound|80|s1|listed.team.svc.cluster.local"),
+                Endpoint(7053),
+            ],
+        ),
     ]);
     let team = Mesh::new(&yaml, "team");
     team.check(&[
-        case("HOST-8", get("own", "/"), &[Cluster("outbound|80||own.team.svc.cluster.local")]),
+        case(
+            "HOST-8",
+            get("own", "/"),
+            &[Cluster("outbound|80||own.team.svc.cluster.local")],
+        ),
         case("HOST-8", get("shared", "/"), &[Direct(200, "team-only")]),
         case("HOST-8", get("nobody", "/"), &[NoRoute]),
     ]);
@@ -361,7 +472,11 @@ fn oldest_virtual_service_owns_a_host() {
     let mesh = Mesh::new(&yaml, "prod");
     mesh.check(&[
         // SEMANTICS HOST-9 (pitfall): the oldest by creationTimestamp, not file order.
-        case("HOST-9", get("reviews:9080", "/"), &[Direct(200, "prod/old")]),
+        case(
+            "HOST-9",
+            get("reviews:9080", "/"),
+            &[Direct(200, "prod/old")],
+        ),
         // The younger one still owns the hosts nobody older claims.
         case("HOST-9", get("ratings", "/"), &[Direct(200, "prod/young")]),
         // SEMANTICS HOST-9: equal timestamps → namespace/name alphabetical.
@@ -371,7 +486,11 @@ fn oldest_virtual_service_owns_a_host() {
     let yaml = service("ratings", "prod", "ratings", 80, 7060)
         + &vs("zz-first", "prod", None, "ratings")
         + &vs("aa-second", "prod", None, "ratings");
-    Mesh::new(&yaml, "prod").check(&[case("HOST-9", get("ratings", "/"), &[Direct(200, "prod/zz-first")])]);
+    Mesh::new(&yaml, "prod").check(&[case(
+        "HOST-9",
+        get("ratings", "/"),
+        &[Direct(200, "prod/zz-first")],
+    )]);
 }
 
 const GATEWAYS: &str = r#"
@@ -406,9 +525,17 @@ fn gateway_bound_virtual_services_do_not_apply_to_sidecars() {
     let mesh = Mesh::new(&yaml, "prod");
     mesh.check(&[
         // SEMANTICS HOST-10: gateways without `mesh` → ignored by the sidecar.
-        case("HOST-10", get("reviews:9080", "/"), &[Cluster(BASE), Route("default")]),
+        case(
+            "HOST-10",
+            get("reviews:9080", "/"),
+            &[Cluster(BASE), Route("default")],
+        ),
         // SEMANTICS HOST-10: `mesh` in the list → applies; match-level gateways per block.
-        case("HOST-10", get("ratings", "/gw"), &[Direct(200, "mesh-block"), Route("mesh-block")]),
+        case(
+            "HOST-10",
+            get("ratings", "/gw"),
+            &[Direct(200, "mesh-block"), Route("mesh-block")],
+        ),
         case("HOST-10", get("ratings", "/x"), &[Direct(200, "mesh")]),
     ]);
 }
@@ -438,11 +565,27 @@ fn virtual_service_only_hosts_still_route() {
     let mesh = Mesh::new(&format!("{REVIEWS}{VS_ONLY}"), "prod");
     mesh.check(&[
         // SEMANTICS HOST-11: routes of a host that is no service still work …
-        case("HOST-11", get("facade.internal", "/x"), &[Direct(200, "facade"), Route("static")]),
-        case("HOST-11", get("facade.internal:8080", "/old/a"), &[Redirect(301, "http://facade.internal:8080/new")]),
-        case("HOST-11", get("facade.internal", "/reviews"), &[Cluster(BASE)]),
+        case(
+            "HOST-11",
+            get("facade.internal", "/x"),
+            &[Direct(200, "facade"), Route("static")],
+        ),
+        case(
+            "HOST-11",
+            get("facade.internal:8080", "/old/a"),
+            &[Redirect(301, "http://facade.internal:8080/new")],
+        ),
+        case(
+            "HOST-11",
+            get("facade.internal", "/reviews"),
+            &[Cluster(BASE)],
+        ),
         // … but forwarding to it has no cluster → NC.
-        case("HOST-11", get("facade.internal", "/self"), &[NoCluster(UnknownHost)]),
+        case(
+            "HOST-11",
+            get("facade.internal", "/self"),
+            &[NoCluster(UnknownHost)],
+        ),
     ]);
 }
 
@@ -497,7 +640,10 @@ spec:
 
 /// REVIEWS without its DestinationRule.
 fn reviews_service() -> &'static str {
-    REVIEWS.split("---\napiVersion: networking.istio.io/v1\nkind: DestinationRule").next().unwrap()
+    REVIEWS
+        .split("---\napiVersion: networking.istio.io/v1\nkind: DestinationRule")
+        .next()
+        .unwrap()
 }
 
 #[test]
@@ -510,9 +656,21 @@ fn destination_rule_lookup_order() {
     // SEMANTICS HOST-12: the client's namespace first (pitfall 4: the whole rule; no merge
     // with the service namespace's rule).
     Mesh::new(&yaml, "web").check(&[
-        case("HOST-12", get("reviews.prod:9080", "/pick"), &[Cluster(pick("pick")), Endpoint(9081)]),
-        case("HOST-12", get("reviews.prod:9080", "/only-prod"), &[NoCluster(UnknownSubset)]),
-        case("HOST-12", get("reviews.prod:9080", "/only-root"), &[NoCluster(UnknownSubset)]),
+        case(
+            "HOST-12",
+            get("reviews.prod:9080", "/pick"),
+            &[Cluster(pick("pick")), Endpoint(9081)],
+        ),
+        case(
+            "HOST-12",
+            get("reviews.prod:9080", "/only-prod"),
+            &[NoCluster(UnknownSubset)],
+        ),
+        case(
+            "HOST-12",
+            get("reviews.prod:9080", "/only-root"),
+            &[NoCluster(UnknownSubset)],
+        ),
     ]);
     // SEMANTICS HOST-12: workloadSelector restricts a rule to the proxies it selects.
     Mesh::labelled(&yaml, "web", &[("app", "canary-client")]).check(&[case(
@@ -523,10 +681,22 @@ fn destination_rule_lookup_order() {
     // SEMANTICS HOST-12: then the service's namespace.
     Mesh::new(&yaml, "prod").check(&[
         case("HOST-12", get("reviews:9080", "/pick"), &[Endpoint(9082)]),
-        case("HOST-12", get("reviews:9080", "/only-prod"), &[Cluster(pick("only-prod")), Endpoint(9082)]),
-        case("HOST-12", get("reviews:9080", "/only-root"), &[NoCluster(UnknownSubset)]),
+        case(
+            "HOST-12",
+            get("reviews:9080", "/only-prod"),
+            &[Cluster(pick("only-prod")), Endpoint(9082)],
+        ),
+        case(
+            "HOST-12",
+            get("reviews:9080", "/only-root"),
+            &[NoCluster(UnknownSubset)],
+        ),
     ]);
-    Mesh::new(&yaml, "other").check(&[case("HOST-12", get("reviews.prod:9080", "/pick"), &[Endpoint(9082)])]);
+    Mesh::new(&yaml, "other").check(&[case(
+        "HOST-12",
+        get("reviews.prod:9080", "/pick"),
+        &[Endpoint(9082)],
+    )]);
     // SEMANTICS HOST-12: then the root namespace.
     let root_only: String = DR_LOOKUP
         .split("---\n")
@@ -535,8 +705,16 @@ fn destination_rule_lookup_order() {
         .join("---\n");
     let yaml = format!("{}---\n{root_only}", reviews_service());
     Mesh::new(&yaml, "other").check(&[
-        case("HOST-12", get("reviews.prod:9080", "/pick"), &[Endpoint(9083)]),
-        case("HOST-12", get("reviews.prod:9080", "/only-root"), &[Endpoint(9083)]),
+        case(
+            "HOST-12",
+            get("reviews.prod:9080", "/pick"),
+            &[Endpoint(9083)],
+        ),
+        case(
+            "HOST-12",
+            get("reviews.prod:9080", "/only-root"),
+            &[Endpoint(9083)],
+        ),
     ]);
 }
 
@@ -589,7 +767,14 @@ fn destination_rules_merge_within_a_namespace() {
         // SEMANTICS HOST-12: an exact host beats a wildcard host in the same namespace; rules
         // of one host merge: first (oldest) definition of a subset wins, subsets concatenate.
         case("HOST-12", get("reviews:9080", "/pick"), &[Endpoint(9081)]),
-        case("HOST-12", get("reviews:9080", "/extra"), &[Endpoint(9083), Cluster("outbound|9080|extra|reviews.prod.svc.cluster.local")]),
+        case(
+            "HOST-12",
+            get("reviews:9080", "/extra"),
+            &[
+                Endpoint(9083),
+                Cluster("outbound|9080|extra|reviews.prod.svc.cluster.local"),
+            ],
+        ),
         // SEMANTICS HOST-12: the oldest top-level trafficPolicy wins.
         case(
             "HOST-12",
@@ -611,6 +796,10 @@ fn destination_rules_merge_within_a_namespace() {
     let yaml = format!("{}---\n{wildcard_only}", reviews_service());
     Mesh::new(&yaml, "prod").check(&[
         case("HOST-12", get("reviews:9080", "/pick"), &[Endpoint(9083)]),
-        case("HOST-12", get("reviews:9080", "/"), &[Balancer(BalancerKind::LeastRequest)]),
+        case(
+            "HOST-12",
+            get("reviews:9080", "/"),
+            &[Balancer(BalancerKind::LeastRequest)],
+        ),
     ]);
 }

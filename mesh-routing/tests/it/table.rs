@@ -80,19 +80,47 @@ fn uri_matches() {
     let mesh = Mesh::new(&format!("{REVIEWS}{MATCHES}"), "prod");
     mesh.check(&[
         // SEMANTICS VS-3: exact is a byte comparison of the whole path.
-        case("VS-3", get(H, "/exact"), &[Cluster(V1), Endpoint(9081), Route("exact")]),
-        case("VS-3", get(H, "/exact/"), &[Cluster(BASE), Route("fallback")]),
+        case(
+            "VS-3",
+            get(H, "/exact"),
+            &[Cluster(V1), Endpoint(9081), Route("exact")],
+        ),
+        case(
+            "VS-3",
+            get(H, "/exact/"),
+            &[Cluster(BASE), Route("fallback")],
+        ),
         case("VS-3", get(H, "/EXACT"), &[Route("fallback")]),
         // SEMANTICS VS-4: the query string is not part of the path.
         case("VS-4", get(H, "/exact?x=1"), &[Cluster(V1), Route("exact")]),
         // SEMANTICS VS-5 (pitfall): a plain string prefix, not a path segment.
-        case("VS-5", get(H, "/v2"), &[Cluster(V2), Endpoint(9082), Route("prefix.v2")]),
-        case("VS-5", get(H, "/v2/users"), &[Cluster(V2), Route("prefix.v2")]),
-        case("VS-5", get(H, "/v2example"), &[Cluster(V2), Route("prefix.v2")]),
+        case(
+            "VS-5",
+            get(H, "/v2"),
+            &[Cluster(V2), Endpoint(9082), Route("prefix.v2")],
+        ),
+        case(
+            "VS-5",
+            get(H, "/v2/users"),
+            &[Cluster(V2), Route("prefix.v2")],
+        ),
+        case(
+            "VS-5",
+            get(H, "/v2example"),
+            &[Cluster(V2), Route("prefix.v2")],
+        ),
         case("VS-5", get(H, "/v"), &[Route("fallback")]),
         // SEMANTICS VS-3: regex is anchored, the whole path must match.
-        case("VS-3", get(H, "/r1"), &[Cluster(V3), Endpoint(9083), Route("regex")]),
-        case("VS-3", get(H, "/r1/users"), &[Cluster(BASE), Route("fallback")]),
+        case(
+            "VS-3",
+            get(H, "/r1"),
+            &[Cluster(V3), Endpoint(9083), Route("regex")],
+        ),
+        case(
+            "VS-3",
+            get(H, "/r1/users"),
+            &[Cluster(BASE), Route("fallback")],
+        ),
         case("VS-3", get(H, "/xr1"), &[Route("fallback")]),
         // SEMANTICS VS-6: ignoreUriCase folds exact/prefix, never regex.
         case("VS-6", get(H, "/CASE/x"), &[Cluster(V2), Route("nocase.p")]),
@@ -107,22 +135,58 @@ fn method_scheme_authority_matches() {
     let mesh = Mesh::new(&format!("{REVIEWS}{MATCHES}"), "prod");
     mesh.check(&[
         // SEMANTICS VS-10: method is a case-sensitive StringMatch on the token.
-        case("VS-10", req("POST", H, "/m/x"), &[Cluster(V2), Route("method")]),
+        case(
+            "VS-10",
+            req("POST", H, "/m/x"),
+            &[Cluster(V2), Route("method")],
+        ),
         case("VS-10", get(H, "/m/x"), &[Route("fallback")]),
         case("VS-10", req("post", H, "/m/x"), &[Route("fallback")]),
         // SEMANTICS VS-10: scheme of the request.
-        case("VS-10", url("GET", "https://reviews:9080/s/x"), &[Cluster(V3), Route("scheme")]),
-        case("VS-10", url("GET", "http://reviews:9080/s/x"), &[Route("fallback")]),
+        case(
+            "VS-10",
+            url("GET", "https://reviews:9080/s/x"),
+            &[Cluster(V3), Route("scheme")],
+        ),
+        case(
+            "VS-10",
+            url("GET", "http://reviews:9080/s/x"),
+            &[Route("fallback")],
+        ),
         // SEMANTICS VS-10: authority as sent, port included.
-        case("VS-10", get("reviews:9080", "/a/x"), &[Cluster(V3), Route("authority")]),
-        case("VS-10", get("reviews.prod:9080", "/a/x"), &[Cluster(BASE), Route("fallback")]),
+        case(
+            "VS-10",
+            get("reviews:9080", "/a/x"),
+            &[Cluster(V3), Route("authority")],
+        ),
+        case(
+            "VS-10",
+            get("reviews.prod:9080", "/a/x"),
+            &[Cluster(BASE), Route("fallback")],
+        ),
         // SEMANTICS VS-2: conditions of a block are ANDed, blocks ORed.
-        case("VS-2", get(H, "/api/v1").header("x-api", "1"), &[Cluster(V2), Route("and-or.api")]),
+        case(
+            "VS-2",
+            get(H, "/api/v1").header("x-api", "1"),
+            &[Cluster(V2), Route("and-or.api")],
+        ),
         case("VS-2", get(H, "/api/v1"), &[Route("fallback")]),
-        case("VS-2", get(H, "/health"), &[Cluster(V2), Route("and-or.health")]),
+        case(
+            "VS-2",
+            get(H, "/health"),
+            &[Cluster(V2), Route("and-or.health")],
+        ),
         // SEMANTICS VS-1: first match wins, even when a later route is "more specific".
-        case("VS-1", get(H, "/v2/x").header("x-canary", "true"), &[Route("prefix.v2")]),
-        case("VS-1", get(H, "/exact").header("x-canary", "true"), &[Cluster(V1), Route("exact")]),
+        case(
+            "VS-1",
+            get(H, "/v2/x").header("x-canary", "true"),
+            &[Route("prefix.v2")],
+        ),
+        case(
+            "VS-1",
+            get(H, "/exact").header("x-canary", "true"),
+            &[Cluster(V1), Route("exact")],
+        ),
     ]);
 }
 
@@ -131,15 +195,47 @@ fn header_and_query_matches() {
     let mesh = Mesh::new(&format!("{REVIEWS}{MATCHES}"), "prod");
     mesh.check(&[
         // SEMANTICS VS-7: exact / prefix / regex on the value; regex anchored.
-        case("VS-7", get(H, "/x").header("x-canary", "true"), &[Cluster(V2), Route("canary")]),
-        case("VS-7", get(H, "/x").header("X-Canary", "true"), &[Cluster(V2), Route("canary")]),
-        case("VS-7", get(H, "/x").header("x-canary", "TRUE"), &[Route("fallback")]),
-        case("VS-7", get(H, "/x").header("x-user", "admin"), &[Cluster(V3), Route("hprefix")]),
-        case("VS-7", get(H, "/x").header("x-user", "root"), &[Route("fallback")]),
-        case("VS-7", get(H, "/x").header("x-id", "123"), &[Cluster(V1), Route("hregex")]),
-        case("VS-7", get(H, "/x").header("x-id", "12a"), &[Route("fallback")]),
+        case(
+            "VS-7",
+            get(H, "/x").header("x-canary", "true"),
+            &[Cluster(V2), Route("canary")],
+        ),
+        case(
+            "VS-7",
+            get(H, "/x").header("X-Canary", "true"),
+            &[Cluster(V2), Route("canary")],
+        ),
+        case(
+            "VS-7",
+            get(H, "/x").header("x-canary", "TRUE"),
+            &[Route("fallback")],
+        ),
+        case(
+            "VS-7",
+            get(H, "/x").header("x-user", "admin"),
+            &[Cluster(V3), Route("hprefix")],
+        ),
+        case(
+            "VS-7",
+            get(H, "/x").header("x-user", "root"),
+            &[Route("fallback")],
+        ),
+        case(
+            "VS-7",
+            get(H, "/x").header("x-id", "123"),
+            &[Cluster(V1), Route("hregex")],
+        ),
+        case(
+            "VS-7",
+            get(H, "/x").header("x-id", "12a"),
+            &[Route("fallback")],
+        ),
         // SEMANTICS VS-7: `{}` is presence, an empty value included; absent never matches.
-        case("VS-7", get(H, "/x").header("x-debug", ""), &[Cluster(V3), Route("presence")]),
+        case(
+            "VS-7",
+            get(H, "/x").header("x-debug", ""),
+            &[Cluster(V3), Route("presence")],
+        ),
         case("VS-7", get(H, "/x"), &[Cluster(BASE), Route("fallback")]),
         // SEMANTICS VS-7: any one line matches on its own; a comma list is not split.
         case(
@@ -147,13 +243,25 @@ fn header_and_query_matches() {
             get(H, "/x").header("x-multi", "a").header("x-multi", "b"),
             &[Cluster(V2), Route("lines")],
         ),
-        case("VS-7", get(H, "/x").header("x-multi", "a,b"), &[Route("fallback")]),
+        case(
+            "VS-7",
+            get(H, "/x").header("x-multi", "a,b"),
+            &[Route("fallback")],
+        ),
         // SEMANTICS VS-7: keys uri/scheme/method/authority inside headers are ignored.
         case("VS-7", get(H, "/pseudo"), &[Cluster(V3), Route("pseudo")]),
         // SEMANTICS VS-8: withoutHeaders inverts; an absent header satisfies it.
         case("VS-8", get(H, "/w/x"), &[Cluster(V1), Route("without")]),
-        case("VS-8", get(H, "/w/x").header("x-beta", "1"), &[Route("fallback")]),
-        case("VS-8", get(H, "/w/x").header("x-beta", ""), &[Route("fallback")]),
+        case(
+            "VS-8",
+            get(H, "/w/x").header("x-beta", "1"),
+            &[Route("fallback")],
+        ),
+        case(
+            "VS-8",
+            get(H, "/w/x").header("x-beta", ""),
+            &[Route("fallback")],
+        ),
         // SEMANTICS VS-9: first value only, as sent, names case-sensitive, regex anchored.
         case("VS-9", get(H, "/x?u=1"), &[Cluster(V3), Route("query.u")]),
         case("VS-9", get(H, "/x?u=1&u=2"), &[Route("query.u")]),
@@ -219,19 +327,51 @@ fn port_matches_and_port_selection() {
     let p9090 = "outbound|9090||multi.prod.svc.cluster.local";
     mesh.check(&[
         // SEMANTICS VS-11: `port` matches the request's destination port.
-        case("VS-11", get("multi:9090", "/x"), &[Route("admin-port"), Cluster(p9090), Endpoint(19090)]),
-        case("VS-11", get("multi:8080", "/x"), &[Route("same-port"), Cluster(p8080), Endpoint(18080)]),
+        case(
+            "VS-11",
+            get("multi:9090", "/x"),
+            &[Route("admin-port"), Cluster(p9090), Endpoint(19090)],
+        ),
+        case(
+            "VS-11",
+            get("multi:8080", "/x"),
+            &[Route("same-port"), Cluster(p8080), Endpoint(18080)],
+        ),
         // SEMANTICS VS-17: destination.port picks the service port, whatever the request's.
-        case("VS-17", get("multi:8080", "/admin"), &[Route("to-admin"), Cluster(p9090), Endpoint(19090)]),
+        case(
+            "VS-17",
+            get("multi:8080", "/admin"),
+            &[Route("to-admin"), Cluster(p9090), Endpoint(19090)],
+        ),
         // SEMANTICS VS-17: a port the service does not have has no cluster → NC.
-        case("VS-17", get("multi:8080", "/nowhere"), &[NoCluster(mesh_routing::route::NoCluster::UnknownPort)]),
+        case(
+            "VS-17",
+            get("multi:8080", "/nowhere"),
+            &[NoCluster(mesh_routing::route::NoCluster::UnknownPort)],
+        ),
         // SEMANTICS VS-17: one port → that port, even from another port.
-        case("VS-17", get("front.example.com", "/reviews"), &[Cluster(BASE)]),
+        case(
+            "VS-17",
+            get("front.example.com", "/reviews"),
+            &[Cluster(BASE)],
+        ),
         // SEMANTICS VS-17: several ports, none named → the request's port (80 here: none).
-        case("VS-17", get("front.example.com", "/x"), &[NoCluster(mesh_routing::route::NoCluster::UnknownPort)]),
-        case("VS-17", get("front.example.com:9090", "/x"), &[Cluster(p9090)]),
+        case(
+            "VS-17",
+            get("front.example.com", "/x"),
+            &[NoCluster(mesh_routing::route::NoCluster::UnknownPort)],
+        ),
+        case(
+            "VS-17",
+            get("front.example.com:9090", "/x"),
+            &[Cluster(p9090)],
+        ),
         // SEMANTICS HOST-6: the Host port picks the service port of a VS-less route too.
-        case("HOST-6", get("reviews:9080", "/"), &[Cluster(BASE), Route("default")]),
+        case(
+            "HOST-6",
+            get("reviews:9080", "/"),
+            &[Cluster(BASE), Route("default")],
+        ),
     ]);
 }
 
@@ -266,19 +406,39 @@ fn source_labels_and_namespace_select_proxies_not_requests() {
     let productpage = Mesh::labelled(&yaml, "prod", &[("app", "productpage"), ("version", "v1")]);
     productpage.check(&[
         // SEMANTICS VS-12 (pitfall): sourceLabels never look at request headers.
-        case("VS-12", get(H, "/x").header("app", "ratings"), &[Cluster(BASE), Route("fallback")]),
-        case("VS-12", get(H, "/x").header("x-source-namespace", "web"), &[Route("fallback")]),
-        case("VS-12", get(H, "/mixed"), &[Cluster(V1), Route("mixed.keep")]),
+        case(
+            "VS-12",
+            get(H, "/x").header("app", "ratings"),
+            &[Cluster(BASE), Route("fallback")],
+        ),
+        case(
+            "VS-12",
+            get(H, "/x").header("x-source-namespace", "web"),
+            &[Route("fallback")],
+        ),
+        case(
+            "VS-12",
+            get(H, "/mixed"),
+            &[Cluster(V1), Route("mixed.keep")],
+        ),
         case("VS-12", get(H, "/mine"), &[Cluster(V2), Route("mine")]),
     ]);
     // The proxy's labels must be a superset of sourceLabels.
     let unversioned = Mesh::labelled(&yaml, "prod", &[("app", "productpage")]);
     unversioned.check(&[case("VS-12", get(H, "/mine"), &[Route("fallback")])]);
     let ratings = Mesh::labelled(&yaml, "prod", &[("app", "ratings"), ("extra", "x")]);
-    ratings.check(&[case("VS-12", get(H, "/x"), &[Cluster(V3), Route("other-app")])]);
+    ratings.check(&[case(
+        "VS-12",
+        get(H, "/x"),
+        &[Cluster(V3), Route("other-app")],
+    )]);
     // sourceNamespace compares the proxy's namespace.
     let web = Mesh::new(&yaml, "web");
-    web.check(&[case("VS-12", get("reviews.prod:9080", "/x"), &[Cluster(V3), Route("other-ns")])]);
+    web.check(&[case(
+        "VS-12",
+        get("reviews.prod:9080", "/x"),
+        &[Cluster(V3), Route("other-ns")],
+    )]);
 }
 
 const PARTIAL: &str = r#"
@@ -314,9 +474,21 @@ fn no_route_and_default_routes() {
         case("HOST-7", get("reviews.elsewhere:9080", "/api"), &[NoRoute]),
         // SEMANTICS VS-13, LOG-2: a VS-less service gets a catch-all route named `default`
         // to the whole service (no subset).
-        case("VS-13", get("ratings:9080", "/anything?x=1"), &[Cluster("outbound|9080||ratings.prod.svc.cluster.local"), Endpoint(9181), Route("default")]),
+        case(
+            "VS-13",
+            get("ratings:9080", "/anything?x=1"),
+            &[
+                Cluster("outbound|9080||ratings.prod.svc.cluster.local"),
+                Endpoint(9181),
+                Route("default"),
+            ],
+        ),
         // SEMANTICS HOST-7: the absolute-form URI wins over Host.
-        case("HOST-7", url("GET", "http://ratings:9080/x").header("host", "reviews:9080"), &[Route("default")]),
+        case(
+            "HOST-7",
+            url("GET", "http://ratings:9080/x").header("host", "reviews:9080"),
+            &[Route("default")],
+        ),
     ]);
 }
 
@@ -365,8 +537,14 @@ fn invalid_regex_rejects_the_snapshot_naming_the_file() {
     // that sourceLabels drop for this proxy, so every proxy accepts or rejects alike.
     for (field, yaml) in [
         ("match", "match: [{uri: {regex: '/v(\\d'}}]"),
-        ("dropped block", "match: [{sourceLabels: {app: nobody}, headers: {x: {regex: '[z-a]'}}}]"),
-        ("uriRegexRewrite", "rewrite: {uriRegexRewrite: {match: '(', rewrite: /x}}"),
+        (
+            "dropped block",
+            "match: [{sourceLabels: {app: nobody}, headers: {x: {regex: '[z-a]'}}}]",
+        ),
+        (
+            "uriRegexRewrite",
+            "rewrite: {uriRegexRewrite: {match: '(', rewrite: /x}}",
+        ),
     ] {
         let vs = format!(
             "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: broken, namespace: prod}}\nspec:\n  hosts: [reviews]\n  http:\n  - {yaml}\n    route: [{{destination: {{host: reviews}}}}]\n"
@@ -375,7 +553,10 @@ fn invalid_regex_rejects_the_snapshot_naming_the_file() {
         let scope = Scope::new("prod");
         let registry = Registry::build(&snapshot, &scope);
         let err = RouteTable::compile(&snapshot, &registry, &scope).unwrap_err();
-        assert!(matches!(&err, Error::InvalidRegex { resource, .. } if resource == "VirtualService prod/broken"), "{field}: {err:?}");
+        assert!(
+            matches!(&err, Error::InvalidRegex { resource, .. } if resource == "VirtualService prod/broken"),
+            "{field}: {err:?}"
+        );
         let text = err.to_string();
         assert!(text.contains("mesh.yaml"), "{field}: {text}");
         assert!(text.contains("invalid regex"), "{field}: {text}");
