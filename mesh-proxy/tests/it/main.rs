@@ -11,3 +11,4 @@ mod forwarding;
 mod harness;
 mod local_replies;
 mod reload;
+mod routing;
