@@ -131,15 +131,16 @@ async fn outbound(
     // (SEMANTICS RELOAD-1).
     let state = shared.state.load_full();
     let mut rng = Random::thread();
-    let decision = decide(&state.routes, &req, dest.port, &mut rng);
+    let mut decision = decide(&state.routes, &req, dest.port, &mut rng);
     if let Some(delay) = decision.delay {
         // Fault delay (VS-27): before forwarding, outside any route timeout (VS-30).
         tokio::time::sleep(delay).await;
     }
-    let route_edits = decision.response_edits().cloned();
-    let cors = decision.cors.clone();
+    // Borrowed from the route table: no per-request copy of the edit plan.
+    let route_edits = decision.response_edits();
+    let cors = decision.cors.take();
     let finish = |mut resp: Response<ProxyBody>, set_cookie: Option<HeaderValue>| {
-        if let Some(e) = &route_edits {
+        if let Some(e) = route_edits {
             e.apply(resp.headers_mut());
         }
         if let Some(c) = &cors {

@@ -189,10 +189,11 @@ pub struct Decision<'t> {
     pub next: Next<'t>,
 }
 
-impl Decision<'_> {
+impl<'t> Decision<'t> {
     /// The response header edits that apply to whatever answers this request: the chosen
-    /// destination's plan, or the route level for local answers (VS-26).
-    pub fn response_edits(&self) -> Option<&HeaderEdits> {
+    /// destination's plan, or the route level for local answers (VS-26). Borrowed from the
+    /// table, not from the decision, so callers keep it without cloning.
+    pub fn response_edits(&self) -> Option<&'t HeaderEdits> {
         let route = self.matched?.route;
         match &self.next {
             Next::Forward(d) => Some(&d.response_edits),
