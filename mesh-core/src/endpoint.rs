@@ -23,8 +23,10 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::time::Instant;
 
 /// One endpoint of a cluster: an address and what the registry knows about the workload.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -116,6 +118,47 @@ impl fmt::Display for Health {
     }
 }
 
+/// Outlier detection's bookkeeping for one endpoint (SEMANTICS OD-2..OD-7), kept with the
+/// endpoint's stats so it survives reloads and DNS refreshes like health does (RELOAD-3).
+///
+/// The consecutive-error counters are atomics updated on the request path; the ejection time
+/// sits behind a mutex taken only when an endpoint is ejected, returned, or shown by an admin
+/// endpoint — never by a request.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct OutlierState {
+    /// Consecutive errors counted by `consecutive5xxErrors` (5xx, and local-origin failures
+    /// unless split, OD-2, OD-4).
+    pub consecutive_5xx: AtomicU32,
+    /// Consecutive gateway errors (502/503/504 and local-origin failures, OD-2).
+    pub consecutive_gateway: AtomicU32,
+    /// Consecutive local-origin failures when `splitExternalLocalOriginErrors` is set (OD-4).
+    pub consecutive_local_origin: AtomicU32,
+    /// The ejection multiplier `k` of OD-6: raised on each ejection, lowered by each sweep the
+    /// endpoint spends healthy.
+    pub ejection_multiplier: AtomicU32,
+    ejected_until: Mutex<Option<Instant>>,
+}
+
+impl OutlierState {
+    /// When the current ejection ends, if the endpoint is ejected by outlier detection.
+    pub fn ejected_until(&self) -> Option<Instant> {
+        *self.ejected_until.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sets or clears the end of the current ejection.
+    pub fn set_ejected_until(&self, until: Option<Instant>) {
+        *self.ejected_until.lock().unwrap_or_else(|e| e.into_inner()) = until;
+    }
+
+    /// Resets the consecutive-error counters (a success, or the endpoint's return, OD-7).
+    pub fn reset_counters(&self) {
+        self.consecutive_5xx.store(0, Ordering::Relaxed);
+        self.consecutive_gateway.store(0, Ordering::Relaxed);
+        self.consecutive_local_origin.store(0, Ordering::Relaxed);
+    }
+}
+
 /// Lock-free per-endpoint state: health and the counters `/clusters` shows.
 #[derive(Debug, Default)]
 pub struct EndpointStats {
@@ -125,9 +168,15 @@ pub struct EndpointStats {
     rq_success: AtomicU64,
     rq_error: AtomicU64,
     ejections: AtomicU64,
+    outlier: OutlierState,
 }
 
 impl EndpointStats {
+    /// Outlier detection's state for this endpoint.
+    pub fn outlier(&self) -> &OutlierState {
+        &self.outlier
+    }
+
     /// Current health.
     pub fn health(&self) -> Health {
         Health::from_u8(self.health.load(Ordering::Relaxed))

@@ -20,6 +20,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::endpoint::EndpointSet;
 use crate::model::HttpRetry;
 
 /// What routing decided for a request: the route, the cluster and endpoint, and the policies
@@ -50,5 +51,119 @@ impl RouteInfo {
             timeout: None,
             retries: None,
         }
+    }
+}
+
+/// The endpoint a request is being sent to, with the set it belongs to: what routing picked,
+/// for outlier detection and per-endpoint counters to report on (SEMANTICS OD-2).
+///
+/// ```
+/// use std::sync::Arc;
+/// use mesh_core::endpoint::{Endpoint, EndpointSet};
+/// use mesh_core::extensions::UpstreamEndpoint;
+///
+/// let set = Arc::new(EndpointSet::new(vec![Endpoint::new("127.0.0.1:8081".parse().unwrap())]));
+/// let picked = UpstreamEndpoint::new(set, 0);
+/// assert_eq!(picked.addr().port(), 8081);
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct UpstreamEndpoint {
+    /// The cluster's endpoints at the time of the pick.
+    pub set: Arc<EndpointSet>,
+    /// The picked endpoint's index in `set`.
+    pub index: usize,
+}
+
+impl UpstreamEndpoint {
+    /// Endpoint `index` of `set`.
+    ///
+    /// # Panics
+    /// If `index` is out of range of `set` (indices come from the set's own picks).
+    pub fn new(set: Arc<EndpointSet>, index: usize) -> Self {
+        assert!(index < set.len(), "endpoint index out of range");
+        Self { set, index }
+    }
+
+    /// The endpoint's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.set.endpoint(self.index).addr
+    }
+}
+
+/// The attempts made for one request, shared by every attempt's copy of the request: the retry
+/// layer numbers the attempts (`x-envoy-attempt-count`, RETRY-11) and routing records each
+/// endpoint it picks, so a retry can avoid the endpoints already tried (RETRY-13).
+///
+/// Cloning shares the record. The endpoint list sits behind a mutex taken once per attempt,
+/// only for requests that a retry layer handles.
+///
+/// ```
+/// use mesh_core::extensions::Attempts;
+///
+/// let attempts = Attempts::new(true);
+/// attempts.next_attempt();
+/// attempts.record_host("127.0.0.1:8081".parse().unwrap());
+/// let copy = attempts.clone();
+/// assert_eq!(copy.number(), 1);
+/// assert_eq!(copy.hosts_to_avoid(), vec!["127.0.0.1:8081".parse().unwrap()]);
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct Attempts {
+    inner: Arc<AttemptsInner>,
+}
+
+#[derive(Debug, Default)]
+struct AttemptsInner {
+    number: std::sync::atomic::AtomicU32,
+    avoid_previous: bool,
+    hosts: std::sync::Mutex<Vec<SocketAddr>>,
+}
+
+impl Attempts {
+    /// A record with no attempts yet; `avoid_previous` says whether retries should avoid the
+    /// endpoints already tried (`retryIgnorePreviousHosts`).
+    pub fn new(avoid_previous: bool) -> Self {
+        Self {
+            inner: Arc::new(AttemptsInner {
+                avoid_previous,
+                ..AttemptsInner::default()
+            }),
+        }
+    }
+
+    /// Starts the next attempt and returns its 1-based number.
+    pub fn next_attempt(&self) -> u32 {
+        self.inner
+            .number
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1
+    }
+
+    /// The number of the current attempt (0 before the first).
+    pub fn number(&self) -> u32 {
+        self.inner.number.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Records the endpoint an attempt was sent to.
+    pub fn record_host(&self, addr: SocketAddr) {
+        self.inner
+            .hosts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(addr);
+    }
+
+    /// The endpoints a new pick should avoid: those already tried, or none when the policy
+    /// does not avoid previous hosts.
+    pub fn hosts_to_avoid(&self) -> Vec<SocketAddr> {
+        if !self.inner.avoid_previous {
+            return Vec::new();
+        }
+        self.inner
+            .hosts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }

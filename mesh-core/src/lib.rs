@@ -14,6 +14,8 @@
 //! - [`registry`]: services, clusters and endpoints from ServiceEntries and WorkloadEntries;
 //! - [`traffic_policy`]: which DestinationRule applies to a destination, and each cluster's
 //!   effective policy;
+//! - [`classify`]: what became of an upstream attempt (success, 5xx, connect failure, reset,
+//!   timeout, overflow), read by retries, outlier detection, metrics and logs;
 //! - [`endpoint`]: endpoints with per-endpoint health that routing reads and resilience writes;
 //! - [`extensions`]: typed request extensions that layers hand on (the route decision);
 //! - [`random`]: fast, seedable randomness for balancers, weights, faults and jitter.
@@ -37,6 +39,7 @@
 //! assert_eq!(se.namespace(), "prod");
 //! ```
 
+pub mod classify;
 pub mod endpoint;
 pub mod extensions;
 pub mod hosts;

@@ -17,11 +17,14 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use mesh_core::endpoint::EndpointSet;
+use mesh_resilience::outlier::OutlierDetector;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
+use tokio::time::Instant;
 
 use crate::metrics::ScrapeSources;
 use crate::proxy::Shared;
+use crate::resilience::ClusterGuard;
 
 /// Serves the admin API until the process exits.
 pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener) {
@@ -140,6 +143,19 @@ fn logging(shared: &Shared, query: &str) -> Response<Full<Bytes>> {
 fn prometheus(shared: &Shared) -> String {
     let state = shared.state.load();
     let stats = shared.watch.stats();
+    let now = Instant::now();
+    let active: Vec<(&str, usize)> = state
+        .registry
+        .clusters()
+        .filter_map(|c| {
+            let guard = state.guards.by_name().get(c.name())?;
+            let od = guard.outlier.as_ref()?;
+            let set = c.endpoints();
+            od.maybe_sweep(&set, now);
+            Some((c.name(), OutlierDetector::active_ejections(&set)))
+        })
+        .collect();
+    shared.metrics.resilience.set_active_ejections(active);
     shared.metrics.render(&ScrapeSources {
         version: state.snapshot.version(),
         reload_successes: stats.successes(),
@@ -177,23 +193,91 @@ fn config_dump(shared: &Shared) -> Value {
 }
 
 /// Every cluster with its endpoint set: the outbound ones of the registry and the inbound app.
-fn all_clusters(shared: &Shared) -> Vec<(String, Arc<EndpointSet>)> {
+/// A cluster as `/clusters` shows it: its endpoints and, for outbound clusters, its guard
+/// rails (breaker limits and counters; ejections swept first so the state is current, OD-7).
+struct ClusterView {
+    name: String,
+    set: Arc<EndpointSet>,
+    guard: Option<Arc<ClusterGuard>>,
+}
+
+fn all_clusters(shared: &Shared) -> Vec<ClusterView> {
     let state = shared.state.load();
-    let mut out: Vec<(String, Arc<EndpointSet>)> = state
+    let now = Instant::now();
+    let mut out: Vec<ClusterView> = state
         .registry
         .clusters()
-        .map(|c| (c.name().to_owned(), c.endpoints()))
+        .map(|c| {
+            let guard = state.guards.by_name().get(c.name()).cloned();
+            let set = c.endpoints();
+            if let Some(od) = guard.as_ref().and_then(|g| g.outlier.as_ref()) {
+                od.maybe_sweep(&set, now);
+            }
+            ClusterView {
+                name: c.name().to_owned(),
+                set,
+                guard,
+            }
+        })
         .collect();
-    out.push((
-        format!("inbound|{}||", shared.settings.app.port()),
-        Arc::clone(&shared.inbound_cluster),
-    ));
+    out.push(ClusterView {
+        name: format!("inbound|{}||", shared.settings.app.port()),
+        set: Arc::clone(&shared.inbound_cluster),
+        guard: None,
+    });
     out
+}
+
+/// Envoy's circuit-breaker lines: `default_priority::max_connections::N` and the like, then
+/// our live counters.
+fn breaker_lines(out: &mut String, name: &str, guard: &ClusterGuard) {
+    let l = guard.breaker.limits();
+    let _ = writeln!(
+        out,
+        "{name}::default_priority::max_connections::{}",
+        l.max_connections
+    );
+    let _ = writeln!(
+        out,
+        "{name}::default_priority::max_pending_requests::{}",
+        l.max_pending_requests
+    );
+    let _ = writeln!(
+        out,
+        "{name}::default_priority::max_requests::{}",
+        l.max_requests
+    );
+    let _ = writeln!(
+        out,
+        "{name}::default_priority::max_retries::{}",
+        l.max_retries
+    );
+    let b = &guard.breaker;
+    let _ = writeln!(out, "{name}::rq_active::{}", b.active_requests());
+    let _ = writeln!(out, "{name}::rq_pending_active::{}", b.pending_requests());
+    let _ = writeln!(out, "{name}::rq_retry_active::{}", b.active_retries());
+    let _ = writeln!(out, "{name}::cx_active::{}", b.active_connections());
+    if let Some(od) = &guard.outlier {
+        let c = od.config();
+        let _ = writeln!(
+            out,
+            "{name}::outlier::consecutive_5xx::{}::consecutive_gateway_errors::{}::interval_ms::{}::base_ejection_time_ms::{}::max_ejection_percent::{}",
+            c.consecutive_5xx,
+            c.consecutive_gateway,
+            c.interval.as_millis(),
+            c.base_ejection_time.as_millis(),
+            c.max_ejection_percent
+        );
+    }
 }
 
 fn clusters_text(shared: &Shared) -> String {
     let mut out = String::new();
-    for (name, set) in all_clusters(shared) {
+    let now = Instant::now();
+    for ClusterView { name, set, guard } in all_clusters(shared) {
+        if let Some(g) = &guard {
+            breaker_lines(&mut out, &name, g);
+        }
         for (i, e) in set.endpoints().iter().enumerate() {
             let s = set.stats(i);
             let p = format!("{name}::{}", e.addr);
@@ -209,6 +293,9 @@ fn clusters_text(shared: &Shared) -> String {
             let _ = writeln!(out, "{p}::rq_success::{}", s.rq_success());
             let _ = writeln!(out, "{p}::rq_total::{}", s.rq_total());
             let _ = writeln!(out, "{p}::outlier_ejections::{}", s.ejections());
+            if let Some(left) = OutlierDetector::time_left(s, now) {
+                let _ = writeln!(out, "{p}::ejection_time_left_ms::{}", left.as_millis());
+            }
             let _ = writeln!(out, "{p}::hostname::");
             let _ = writeln!(out, "{p}::health_flags::{}", s.health().flags());
             let _ = writeln!(out, "{p}::weight::{}", e.weight);
@@ -221,9 +308,10 @@ fn clusters_text(shared: &Shared) -> String {
 }
 
 fn clusters_json(shared: &Shared) -> Value {
+    let now = Instant::now();
     let statuses: Vec<Value> = all_clusters(shared)
         .into_iter()
-        .map(|(name, set)| {
+        .map(|ClusterView { name, set, guard }| {
             let hosts: Vec<Value> = set
                 .endpoints()
                 .iter()
@@ -244,10 +332,34 @@ fn clusters_json(shared: &Shared) -> Value {
                             "rq_total": s.rq_total(),
                             "outlier_ejections": s.ejections(),
                         },
+                        "ejection_time_left_ms": OutlierDetector::time_left(s, now).map(|d| d.as_millis() as u64),
                     })
                 })
                 .collect();
-            json!({"name": name, "host_statuses": hosts})
+            let mut cluster = json!({"name": name, "host_statuses": hosts});
+            if let Some(g) = guard {
+                let l = g.breaker.limits();
+                cluster["circuit_breakers"] = json!({"thresholds": [{
+                    "priority": "DEFAULT",
+                    "max_connections": l.max_connections,
+                    "max_pending_requests": l.max_pending_requests,
+                    "max_requests": l.max_requests,
+                    "max_retries": l.max_retries,
+                    "retry_budget": g.breaker.retry_budget().map(|b| format!("{b:?}")),
+                }]});
+                cluster["stats"] = json!({
+                    "rq_active": g.breaker.active_requests(),
+                    "rq_pending_active": g.breaker.pending_requests(),
+                    "rq_retry_active": g.breaker.active_retries(),
+                    "cx_active": g.breaker.active_connections(),
+                });
+                if g.outlier.is_some() {
+                    cluster["outlier_detection"] = json!({
+                        "ejections_active": OutlierDetector::active_ejections(&set),
+                    });
+                }
+            }
+            cluster
         })
         .collect();
     json!({ "cluster_statuses": statuses })

@@ -13,6 +13,12 @@ use hyper::body::Incoming;
 use pin_project_lite::pin_project;
 
 use crate::pool::Pooled;
+use mesh_resilience::breaker::RequestPermit;
+use mesh_resilience::retry::ReplayBody;
+
+/// The request body the pool sends: replayable for retries (RETRY-7), or a pass-through when
+/// built with a zero buffer.
+pub type SendBody = ReplayBody<RequestBody>;
 
 pin_project! {
     /// A body streamed from an upstream; when it ends, the upstream connection goes back to
@@ -22,12 +28,23 @@ pin_project! {
         #[pin]
         inner: Incoming,
         pooled: Option<Pooled>,
+        // The cluster's active-request permit (`http2MaxRequests`): an exchange counts as
+        // active until its response body is done or dropped.
+        hold: Option<RequestPermit>,
     }
 }
 
 impl UpstreamBody {
-    pub(crate) fn new(inner: Incoming, pooled: Option<Pooled>) -> Self {
-        let mut body = Self { inner, pooled };
+    pub(crate) fn new(
+        inner: Incoming,
+        pooled: Option<Pooled>,
+        hold: Option<RequestPermit>,
+    ) -> Self {
+        let mut body = Self {
+            inner,
+            pooled,
+            hold,
+        };
         if body.inner.is_end_stream() {
             body.release();
         }
@@ -38,6 +55,7 @@ impl UpstreamBody {
         if let Some(p) = self.pooled.take() {
             p.release();
         }
+        self.hold = None;
     }
 }
 
@@ -53,8 +71,11 @@ impl Body for UpstreamBody {
         let res = this.inner.as_mut().poll_frame(cx);
         let ended = matches!(res, Poll::Ready(None))
             || (matches!(res, Poll::Ready(Some(Ok(_)))) && this.inner.is_end_stream());
-        if ended && let Some(p) = this.pooled.take() {
-            p.release();
+        if ended {
+            if let Some(p) = this.pooled.take() {
+                p.release();
+            }
+            *this.hold = None;
         }
         res
     }

@@ -19,17 +19,20 @@ use mesh_core::endpoint::EndpointSet;
 use mesh_core::hosts;
 use mesh_core::random::Random;
 use mesh_core::registry::Protocol;
+use mesh_resilience::breaker::{ConnectionPermit, RequestPermit};
+use mesh_resilience::retry::ReplayBody;
 use mesh_routing::balance::BalancerKind;
 use mesh_routing::decide::{LocalAnswer, Next, decide, select};
 use mesh_routing::matcher::UriMatched;
 use mesh_routing::route::{Action, Route, WeightedDestination};
 use tokio::time::Instant;
 
-use crate::body::{ProxyBody, RequestBody, UpstreamBody};
+use crate::body::{ProxyBody, RequestBody, SendBody, UpstreamBody};
 use crate::headers::{Direction, prepare_request, prepare_response};
 use crate::local_reply::{LocalReply, ResponseFlag, is_grpc};
-use crate::pool::UpstreamVersion;
+use crate::pool::{ConnectOptions, UpstreamVersion};
 use crate::proxy::Shared;
+use crate::resilience::{Attempt, FirstPick};
 
 /// Handles one request on a listener; never fails (errors become local replies).
 pub(crate) async fn handle(
@@ -165,6 +168,10 @@ async fn outbound(
         return Err(LocalReply::NoRoute);
     };
     let route = matched.route;
+    if let Ok(up) = dest_choice.target.upstream(dest.port) {
+        // OD-7: ejected endpoints whose time is up return before the pick.
+        state.guards.sweep(&up.cluster);
+    }
     let selected = match select(dest_choice, &req, dest.port, peer, &[], &mut rng) {
         Ok(s) => s,
         Err(LocalAnswer::NoHealthyUpstream) if passthrough(dest_choice, dest.port) => {
@@ -175,19 +182,21 @@ async fn outbound(
                 .upstream(dest.port)
                 .map_err(|_| LocalReply::NoRoute)?;
             let version = upstream_version(upstream.cluster.protocol(), req.version());
-            let resp = forward(
+            let (req, authority) = with_mirrors(
+                shared,
+                route,
+                rewrite_request(req, route, dest_choice, matched.uri, &dest.authority),
+                dest.port,
+                &mut rng,
+            );
+            let resp = forward_once(
                 shared,
                 Direction::Outbound,
-                with_mirrors(
-                    shared,
-                    route,
-                    rewrite_request(req, route, dest_choice, matched.uri, &dest.authority),
-                    dest.port,
-                    &mut rng,
-                ),
+                (req.map(|b| ReplayBody::new(b, 0)), authority),
                 addr,
                 version,
                 None,
+                Sent::default(),
             )
             .await?;
             return Ok(finish(resp, None));
@@ -195,22 +204,31 @@ async fn outbound(
         Err(answer) => return Ok(finish(routed_reply(answer, grpc), None)),
     };
     let version = upstream_version(selected.upstream.cluster.protocol(), req.version());
-    let req = with_mirrors(
+    let (req, authority) = with_mirrors(
         shared,
         route,
         rewrite_request(req, route, dest_choice, matched.uri, &dest.authority),
         dest.port,
         &mut rng,
     );
-    let resp = forward(
+    let attempt = Attempt {
         shared,
-        Direction::Outbound,
-        req,
-        selected.addr,
+        guards: &state.guards,
+        route,
+        dest: dest_choice,
+        port: dest.port,
+        peer,
         version,
-        Some((&selected.endpoints, selected.index)),
-    )
-    .await?;
+        grpc,
+    };
+    let first = FirstPick {
+        consistent_hash: selected.upstream.balancer.hash_policy().is_some(),
+        cluster: Arc::clone(&selected.upstream.cluster),
+        endpoints: selected.endpoints,
+        index: selected.index,
+        addr: selected.addr,
+    };
+    let resp = attempt.run(req, authority, first, &mut rng).await?;
     Ok(finish(resp, selected.set_cookie))
 }
 
@@ -253,13 +271,18 @@ fn with_mirrors(
         let shared = Arc::clone(shared);
         let authority = authority.clone();
         tokio::spawn(async move {
-            let sent = forward(
+            // RETRY-11: mirrors carry the primary's first attempt number.
+            copy_req
+                .headers_mut()
+                .insert("x-envoy-attempt-count", HeaderValue::from_static("1"));
+            let sent = forward_once(
                 &shared,
                 Direction::Outbound,
-                (copy_req, authority),
+                (copy_req.map(|b| ReplayBody::new(b, 0)), authority),
                 addr,
                 version,
                 Some((&set, index)),
+                Sent::default(),
             )
             .await;
             if let Ok(resp) = sent {
@@ -352,20 +375,24 @@ async fn inbound(
     };
     let version = upstream_version(Protocol::Unknown, req.version());
     let app = Arc::clone(&shared.inbound_cluster);
-    forward(
+    forward_once(
         shared,
         Direction::Inbound,
-        (req.map(RequestBody::plain), authority),
+        (
+            req.map(|b| ReplayBody::new(RequestBody::plain(b), 0)),
+            authority,
+        ),
         shared.settings.app,
         version,
         Some((&app, 0)),
+        Sent::default(),
     )
     .await
 }
 
 /// HTTP/2 to the upstream for HTTP2/GRPC ports, HTTP/1.1 for HTTP ports, and the client's own
 /// protocol when the port's protocol is not declared (SEMANTICS SE-7).
-fn upstream_version(protocol: Protocol, downstream: Version) -> UpstreamVersion {
+pub(crate) fn upstream_version(protocol: Protocol, downstream: Version) -> UpstreamVersion {
     match protocol {
         Protocol::Http2 | Protocol::Grpc => UpstreamVersion::Http2,
         Protocol::Http => UpstreamVersion::Http1,
@@ -387,13 +414,25 @@ async fn resolve_passthrough(dest: &Destination) -> Result<SocketAddr, LocalRepl
         .ok_or(unreachable)
 }
 
-async fn forward(
+/// What one attempt takes along besides the request: the cluster's connection options, its
+/// connection slot (HTTP/1.1 `maxConnections`), and the active-request permit
+/// (`http2MaxRequests`) that the response body holds until it ends.
+#[derive(Debug, Default)]
+pub(crate) struct Sent<'a> {
+    pub(crate) connect: Option<&'a ConnectOptions>,
+    pub(crate) slot: Option<ConnectionPermit>,
+    pub(crate) hold: Option<RequestPermit>,
+}
+
+/// Sends one request to one endpoint (no retries) and returns its response headers.
+pub(crate) async fn forward_once(
     shared: &Shared,
     direction: Direction,
-    (req, authority): (Request<RequestBody>, Authority),
+    (req, authority): (Request<SendBody>, Authority),
     addr: SocketAddr,
     version: UpstreamVersion,
     endpoint: Option<(&Arc<EndpointSet>, usize)>,
+    sent: Sent<'_>,
 ) -> Result<Response<ProxyBody>, LocalReply> {
     let authority = &authority;
     let (mut parts, body) = req.into_parts();
@@ -421,9 +460,16 @@ async fn forward(
     }
     let mut guard = endpoint.map(|(set, i)| set.stats(i).start_request());
     let started = Instant::now();
+    let defaults = ConnectOptions::default();
     let (resp, pooled) = shared
         .pool
-        .send(addr, version, Request::from_parts(parts, body))
+        .send(
+            addr,
+            version,
+            Request::from_parts(parts, body),
+            sent.connect.unwrap_or(&defaults),
+            sent.slot,
+        )
         .await?;
     let service_time = started.elapsed().as_millis();
     if let Some(g) = guard.as_mut() {
@@ -434,7 +480,7 @@ async fn forward(
     prepare_response(&mut parts.headers, direction, Some(service_time));
     Ok(Response::from_parts(
         parts,
-        UpstreamBody::new(body, pooled).into(),
+        UpstreamBody::new(body, pooled, sent.hold).into(),
     ))
 }
 

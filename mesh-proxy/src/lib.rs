@@ -31,6 +31,7 @@ pub mod logging;
 pub mod metrics;
 pub mod pool;
 mod proxy;
+mod resilience;
 mod server;
 pub mod settings;
 

@@ -49,6 +49,48 @@ impl ResetReason {
     }
 }
 
+/// What ended an upstream exchange before response headers, for replies after retries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UpstreamFailure {
+    /// A connect failure or reset (flag by reason).
+    Reset(ResetReason),
+    /// A per-try or route timeout: 504 `upstream request timeout`, flag `UT`.
+    Timeout,
+    /// A malformed response: 502, flag `UPE`.
+    ProtocolError,
+}
+
+impl UpstreamFailure {
+    fn flag(self) -> &'static str {
+        match self {
+            UpstreamFailure::Reset(r) => r.flag(),
+            UpstreamFailure::Timeout => "UT",
+            UpstreamFailure::ProtocolError => "UPE",
+        }
+    }
+}
+
+/// Why retrying stopped while a retry was still wanted (SEMANTICS RETRY-7, RETRY-12).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RetryStop {
+    /// The route's `attempts` were used up: flag `URX` added.
+    Exhausted,
+    /// `maxRetries` or the retry budget refused the retry: flag `UO` added.
+    Overflow,
+}
+
+impl RetryStop {
+    /// The flag added to the reply or response.
+    pub fn flag(self) -> &'static str {
+        match self {
+            RetryStop::Exhausted => "URX",
+            RetryStop::Overflow => "UO",
+        }
+    }
+}
+
 /// A reply the proxy generates (SEMANTICS ERR-2 catalogue).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -68,6 +110,22 @@ pub enum LocalReply {
     /// An answer of the router (404 `NR`, 503 `NC`/`UH`, fault abort, …), for the gRPC
     /// conversion of ERR-1.
     Routed(mesh_routing::decide::LocalAnswer),
+    /// A circuit breaker refused the request (DR-15): 503 `… reset reason: overflow`, flag
+    /// `UO`, header `x-envoy-overloaded: true`.
+    Overflow,
+    /// The route timeout or an unretried per-try timeout (VS-34, RETRY-8): 504 `upstream
+    /// request timeout`, flag `UT`.
+    Timeout,
+    /// An upstream failure after retries or with retrying stopped: ERR-2's "retried" row when
+    /// `retried`, flags `UF,URX` and the like when `stop` says why retrying ended.
+    Upstream {
+        /// The last attempt's failure.
+        failure: UpstreamFailure,
+        /// Whether at least one retry was made.
+        retried: bool,
+        /// Why no further retry was made, when one was wanted.
+        stop: Option<RetryStop>,
+    },
 }
 
 impl LocalReply {
@@ -82,6 +140,13 @@ impl LocalReply {
             LocalReply::BadRequest => StatusCode::BAD_REQUEST,
             LocalReply::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             LocalReply::Routed(answer) => answer.status(),
+            LocalReply::Overflow => StatusCode::SERVICE_UNAVAILABLE,
+            LocalReply::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            LocalReply::Upstream { failure, .. } => match failure {
+                UpstreamFailure::Reset(_) => StatusCode::SERVICE_UNAVAILABLE,
+                UpstreamFailure::Timeout => StatusCode::GATEWAY_TIMEOUT,
+                UpstreamFailure::ProtocolError => StatusCode::BAD_GATEWAY,
+            },
         }
     }
 
@@ -103,6 +168,26 @@ impl LocalReply {
                 let body = answer.clone().into_response().into_body();
                 String::from_utf8_lossy(&body).into_owned()
             }
+            LocalReply::Overflow => {
+                "upstream connect error or disconnect/reset before headers. reset reason: overflow"
+                    .into()
+            }
+            LocalReply::Timeout => "upstream request timeout".into(),
+            LocalReply::Upstream {
+                failure, retried, ..
+            } => {
+                let reason = match failure {
+                    UpstreamFailure::Reset(r) => r.as_str(),
+                    UpstreamFailure::Timeout => return "upstream request timeout".into(),
+                    UpstreamFailure::ProtocolError => "protocol error",
+                };
+                let lead = if *retried {
+                    "retried and the latest reset reason"
+                } else {
+                    "reset reason"
+                };
+                format!("upstream connect error or disconnect/reset before headers. {lead}: {reason}")
+            }
         }
     }
 
@@ -115,6 +200,9 @@ impl LocalReply {
             LocalReply::UpstreamProtocolError => "UPE",
             LocalReply::BadRequest | LocalReply::HeadersTooLarge => "DPE",
             LocalReply::Routed(answer) => answer.flag(),
+            LocalReply::Overflow => "UO",
+            LocalReply::Timeout => "UT",
+            LocalReply::Upstream { failure, stop, .. } => combined_flag(failure.flag(), *stop),
         }
     }
 
@@ -144,10 +232,40 @@ impl LocalReply {
                 .insert(CONTENT_LENGTH, HeaderValue::from(len));
             r
         };
+        if matches!(self, LocalReply::Overflow) {
+            // DR-15, HDR-3: a client proxy seeing this never retries (RETRY-7).
+            resp.headers_mut()
+                .insert("x-envoy-overloaded", HeaderValue::from_static("true"));
+        }
         resp.extensions_mut().insert(ResponseFlag(self.flag()));
         resp
     }
 }
+
+/// `UF,URX` and the like, as static strings (metric labels and logs take `&'static str`).
+fn combined_flag(flag: &'static str, stop: Option<RetryStop>) -> &'static str {
+    match (flag, stop) {
+        (f, None) => f,
+        ("UF", Some(RetryStop::Exhausted)) => "UF,URX",
+        ("UC", Some(RetryStop::Exhausted)) => "UC,URX",
+        ("UR", Some(RetryStop::Exhausted)) => "UR,URX",
+        ("LR", Some(RetryStop::Exhausted)) => "LR,URX",
+        ("UT", Some(RetryStop::Exhausted)) => "UT,URX",
+        ("UPE", Some(RetryStop::Exhausted)) => "UPE,URX",
+        ("UF", Some(RetryStop::Overflow)) => "UF,UO",
+        ("UC", Some(RetryStop::Overflow)) => "UC,UO",
+        ("UR", Some(RetryStop::Overflow)) => "UR,UO",
+        ("LR", Some(RetryStop::Overflow)) => "LR,UO",
+        ("UT", Some(RetryStop::Overflow)) => "UT,UO",
+        ("UPE", Some(RetryStop::Overflow)) => "UPE,UO",
+        (f, Some(_)) => f,
+    }
+}
+
+/// Flags for an upstream response the proxy passed on after retrying stopped (`URX`, `UO`),
+/// carried as a response extension for access logs; not a local reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UpstreamFlag(pub &'static str);
 
 /// The response flag of a local reply, carried as a response extension for logs and metrics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -218,5 +336,37 @@ mod tests {
         assert_eq!(grpc_status(StatusCode::from_u16(418).unwrap()), 2);
         assert_eq!(grpc_status(StatusCode::FORBIDDEN), 7);
         assert_eq!(grpc_status(StatusCode::BAD_REQUEST), 13);
+    }
+
+    #[tokio::test]
+    async fn resilience_replies() {
+        // SEMANTICS ERR-2, DR-15: overflow carries x-envoy-overloaded.
+        let r = LocalReply::Overflow.into_response(false);
+        assert_eq!(r.status(), 503);
+        assert_eq!(r.headers()["x-envoy-overloaded"], "true");
+        assert_eq!(
+            text(r).await,
+            "upstream connect error or disconnect/reset before headers. reset reason: overflow"
+        );
+        let r = LocalReply::Timeout.into_response(false);
+        assert_eq!(r.status(), 504);
+        assert_eq!(text(r).await, "upstream request timeout");
+        let retried = LocalReply::Upstream {
+            failure: UpstreamFailure::Reset(ResetReason::ConnectionFailure),
+            retried: true,
+            stop: Some(RetryStop::Exhausted),
+        };
+        assert_eq!(retried.flag(), "UF,URX");
+        assert_eq!(
+            text(retried.into_response(false)).await,
+            "upstream connect error or disconnect/reset before headers. retried and the latest reset reason: remote connection failure"
+        );
+        let timed_out = LocalReply::Upstream {
+            failure: UpstreamFailure::Timeout,
+            retried: true,
+            stop: Some(RetryStop::Exhausted),
+        };
+        assert_eq!(timed_out.status(), 504);
+        assert_eq!(timed_out.flag(), "UT,URX");
     }
 }

@@ -42,6 +42,164 @@ pub struct LocalReplyLabels {
     pub response_flags: &'static str,
 }
 
+/// `{cluster}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClusterLabels {
+    /// The cluster (`outbound|PORT|SUBSET|FQDN`).
+    pub cluster: String,
+}
+
+/// `{cluster, reason}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EjectionLabels {
+    /// The cluster.
+    pub cluster: String,
+    /// The detector that ejected (`consecutive_5xx`, `consecutive_gateway_failure`,
+    /// `consecutive_local_origin_failure`).
+    pub reason: &'static str,
+}
+
+/// Counters of the outbound guard rails (SEMANTICS RETRY-12, RES-4, OD-8), per cluster. They
+/// move only when something goes wrong (a retry, a timeout, an overflow, an ejection), so the
+/// label lookup is off the success path.
+#[derive(Debug, Default)]
+pub struct ResilienceMetrics {
+    retries: Family<ClusterLabels, Counter>,
+    retry_limit_exceeded: Family<ClusterLabels, Counter>,
+    retry_overflow: Family<ClusterLabels, Counter>,
+    budget_exhausted: Family<ClusterLabels, Counter>,
+    timeouts: Family<ClusterLabels, Counter>,
+    per_try_timeouts: Family<ClusterLabels, Counter>,
+    overflow: Family<ClusterLabels, Counter>,
+    ejections: Family<EjectionLabels, Counter>,
+    ejection_overflow: Family<ClusterLabels, Counter>,
+    ejections_active: Family<ClusterLabels, Gauge>,
+}
+
+impl ResilienceMetrics {
+    fn register(&self, registry: &mut Registry) {
+        let families: [(&str, &str, &Family<ClusterLabels, Counter>); 8] = [
+            ("mesh_upstream_rq_retry", "Retries sent", &self.retries),
+            (
+                "mesh_upstream_rq_retry_limit_exceeded",
+                "Requests whose retries were used up while another was wanted (flag URX)",
+                &self.retry_limit_exceeded,
+            ),
+            (
+                "mesh_upstream_rq_retry_overflow",
+                "Retries refused by maxRetries or the retry budget (flag UO)",
+                &self.retry_overflow,
+            ),
+            (
+                "mesh_retry_budget_exhausted",
+                "Retries refused by the retry budget",
+                &self.budget_exhausted,
+            ),
+            (
+                "mesh_upstream_rq_timeout",
+                "Requests that hit the route timeout (flag UT)",
+                &self.timeouts,
+            ),
+            (
+                "mesh_upstream_rq_per_try_timeout",
+                "Attempts that hit the per-try timeout",
+                &self.per_try_timeouts,
+            ),
+            (
+                "mesh_upstream_rq_pending_overflow",
+                "Requests refused by the circuit breaker (flag UO, x-envoy-overloaded)",
+                &self.overflow,
+            ),
+            (
+                "mesh_outlier_ejections_overflow",
+                "Ejections not made because maxEjectionPercent was reached",
+                &self.ejection_overflow,
+            ),
+        ];
+        for (name, help, family) in families {
+            registry.register(name, help, family.clone());
+        }
+        registry.register(
+            "mesh_outlier_ejections",
+            "Endpoints ejected by outlier detection, by detector",
+            self.ejections.clone(),
+        );
+        registry.register(
+            "mesh_outlier_ejections_active",
+            "Endpoints ejected now",
+            self.ejections_active.clone(),
+        );
+    }
+
+    fn inc(family: &Family<ClusterLabels, Counter>, cluster: &str) {
+        family
+            .get_or_create(&ClusterLabels {
+                cluster: cluster.to_owned(),
+            })
+            .inc();
+    }
+
+    /// A retry sent.
+    pub fn retry(&self, cluster: &str) {
+        Self::inc(&self.retries, cluster);
+    }
+
+    /// Attempts used up while a retry was wanted (URX).
+    pub fn retry_limit_exceeded(&self, cluster: &str) {
+        Self::inc(&self.retry_limit_exceeded, cluster);
+    }
+
+    /// A retry refused by `maxRetries` or (when `budget`) the retry budget.
+    pub fn retry_overflow(&self, cluster: &str, budget: bool) {
+        Self::inc(&self.retry_overflow, cluster);
+        if budget {
+            Self::inc(&self.budget_exhausted, cluster);
+        }
+    }
+
+    /// The route timeout fired.
+    pub fn timeout(&self, cluster: &str) {
+        Self::inc(&self.timeouts, cluster);
+    }
+
+    /// A per-try timeout fired.
+    pub fn per_try_timeout(&self, cluster: &str) {
+        Self::inc(&self.per_try_timeouts, cluster);
+    }
+
+    /// A circuit-breaker overflow.
+    pub fn overflow(&self, cluster: &str) {
+        Self::inc(&self.overflow, cluster);
+    }
+
+    /// An endpoint ejected by `reason`.
+    pub fn ejection(&self, cluster: &str, reason: &'static str) {
+        self.ejections
+            .get_or_create(&EjectionLabels {
+                cluster: cluster.to_owned(),
+                reason,
+            })
+            .inc();
+    }
+
+    /// An ejection prevented by `maxEjectionPercent`.
+    pub fn ejection_overflow(&self, cluster: &str) {
+        Self::inc(&self.ejection_overflow, cluster);
+    }
+
+    /// Sets the ejected-now gauge of each cluster with outlier detection (at scrape time).
+    pub fn set_active_ejections<'a>(&self, clusters: impl IntoIterator<Item = (&'a str, usize)>) {
+        self.ejections_active.clear();
+        for (cluster, n) in clusters {
+            self.ejections_active
+                .get_or_create(&ClusterLabels {
+                    cluster: cluster.to_owned(),
+                })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+    }
+}
+
 /// Per-listener request-path handles.
 #[derive(Clone, Debug)]
 pub struct ListenerMetrics {
@@ -63,6 +221,8 @@ pub struct Metrics {
     pub outbound: ListenerMetrics,
     /// Inbound listener handles.
     pub inbound: ListenerMetrics,
+    /// The outbound guard rails' counters.
+    pub resilience: ResilienceMetrics,
     local_replies: Family<LocalReplyLabels, Counter>,
     reloads: Family<ResultLabels, Counter>,
     reload_failures: Counter,
@@ -165,10 +325,13 @@ impl Metrics {
             "Upstream requests sent on a pooled connection",
             upstream_cx_reused.clone(),
         );
+        let resilience = ResilienceMetrics::default();
+        resilience.register(&mut registry);
         Self {
             registry,
             outbound,
             inbound,
+            resilience,
             local_replies,
             reloads,
             reload_failures,

@@ -19,9 +19,10 @@ use std::time::Duration;
 use http::{Request, Response};
 use hyper::body::Incoming;
 
-use crate::body::RequestBody;
+use crate::body::SendBody;
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use mesh_resilience::breaker::ConnectionPermit;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
@@ -36,11 +37,60 @@ pub enum UpstreamVersion {
     Http2,
 }
 
+/// What a cluster's DestinationRule says about its connections (SEMANTICS DR-14), passed with
+/// each request because one endpoint's pool may serve several clusters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectOptions {
+    /// `tcp.connectTimeout` (default 10 s).
+    pub connect_timeout: Duration,
+    /// `http.idleTimeout` / `tcp.idleTimeout`, the smaller of the two (default 1 h): an idle
+    /// connection older than this is closed instead of reused.
+    pub idle_timeout: Duration,
+    /// `http.maxRequestsPerConnection` (0 = unlimited; 1 disables keep-alive).
+    pub max_requests_per_connection: u32,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(3600),
+            max_requests_per_connection: 0,
+        }
+    }
+}
+
+impl ConnectOptions {
+    /// The options of a cluster's `connectionPool` (unset fields keep Istio's defaults).
+    pub fn from_config(pool: Option<&mesh_core::model::ConnectionPoolSettings>) -> Self {
+        let mut o = Self::default();
+        let Some(pool) = pool else { return o };
+        if let Some(tcp) = &pool.tcp {
+            if let Some(t) = tcp.connect_timeout {
+                o.connect_timeout = t.as_std();
+            }
+            if let Some(t) = tcp.idle_timeout.filter(|t| !t.as_std().is_zero()) {
+                o.idle_timeout = o.idle_timeout.min(t.as_std());
+            }
+        }
+        if let Some(http) = &pool.http {
+            if let Some(t) = http.idle_timeout.filter(|t| !t.as_std().is_zero()) {
+                o.idle_timeout = o.idle_timeout.min(t.as_std());
+            }
+            o.max_requests_per_connection =
+                u32::try_from(http.max_requests_per_connection).unwrap_or(0);
+        }
+        o
+    }
+
+    fn exhausted(&self, uses: u32) -> bool {
+        self.max_requests_per_connection != 0 && uses >= self.max_requests_per_connection
+    }
+}
+
 /// Pool settings.
 #[derive(Clone, Debug)]
 pub struct PoolSettings {
-    /// Connect timeout (Istio's default `connectTimeout` is 10 s).
-    pub connect_timeout: Duration,
     /// Idle connections older than this are closed instead of reused.
     pub idle_timeout: Duration,
     /// Idle HTTP/1.1 connections kept per endpoint.
@@ -50,16 +100,21 @@ pub struct PoolSettings {
 impl Default for PoolSettings {
     fn default() -> Self {
         Self {
-            connect_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(90),
+            idle_timeout: Duration::from_secs(3600),
             max_idle_per_endpoint: 256,
         }
     }
 }
 
 struct IdleH1 {
-    sender: http1::SendRequest<RequestBody>,
+    sender: http1::SendRequest<SendBody>,
     since: Instant,
+    uses: u32,
+}
+
+struct H2Conn {
+    sender: http2::SendRequest<SendBody>,
+    uses: u32,
 }
 
 #[derive(Default)]
@@ -72,7 +127,7 @@ struct Counters {
 struct Inner {
     settings: PoolSettings,
     h1: Mutex<HashMap<SocketAddr, Vec<IdleH1>>>,
-    h2: Mutex<HashMap<SocketAddr, http2::SendRequest<RequestBody>>>,
+    h2: Mutex<HashMap<SocketAddr, H2Conn>>,
     counters: Counters,
 }
 
@@ -90,11 +145,15 @@ impl std::fmt::Debug for Pool {
     }
 }
 
-/// An HTTP/1.1 connection lent to one response; [`Pooled::release`] puts it back.
+/// An HTTP/1.1 connection lent to one response; [`Pooled::release`] puts it back. It holds
+/// the cluster's connection slot (`maxConnections`, DR-17) while the response is read.
 pub struct Pooled {
     inner: Arc<Inner>,
     addr: SocketAddr,
-    sender: http1::SendRequest<RequestBody>,
+    sender: http1::SendRequest<SendBody>,
+    uses: u32,
+    reusable: bool,
+    _slot: Option<ConnectionPermit>,
 }
 
 impl std::fmt::Debug for Pooled {
@@ -108,7 +167,7 @@ impl std::fmt::Debug for Pooled {
 impl Pooled {
     /// Returns the connection to its endpoint's idle list (if it is still open).
     pub fn release(self) {
-        if self.sender.is_closed() {
+        if self.sender.is_closed() || !self.reusable {
             return;
         }
         let max = self.inner.settings.max_idle_per_endpoint;
@@ -118,6 +177,7 @@ impl Pooled {
             idle.push(IdleH1 {
                 sender: self.sender,
                 since: Instant::now(),
+                uses: self.uses,
             });
         }
     }
@@ -157,26 +217,37 @@ impl Pool {
             .load(Ordering::Relaxed)
     }
 
-    /// Sends `req` (origin-form URI for HTTP/1.1, absolute for HTTP/2) to `addr`.
+    /// Sends `req` (origin-form URI for HTTP/1.1, absolute for HTTP/2) to `addr` with the
+    /// cluster's connection options; `slot` is the cluster's connection slot for HTTP/1.1
+    /// (held until the response is read).
     pub async fn send(
         &self,
         addr: SocketAddr,
         version: UpstreamVersion,
-        req: Request<RequestBody>,
+        req: Request<SendBody>,
+        opts: &ConnectOptions,
+        slot: Option<ConnectionPermit>,
     ) -> Result<(Response<Incoming>, Option<Pooled>), LocalReply> {
         match version {
-            UpstreamVersion::Http1 => self.send_h1(addr, req).await,
-            UpstreamVersion::Http2 => self.send_h2(addr, req).await.map(|r| (r, None)),
+            UpstreamVersion::Http1 => self.send_h1(addr, req, opts, slot).await,
+            UpstreamVersion::Http2 => self.send_h2(addr, req, opts).await.map(|r| (r, None)),
         }
     }
 
-    fn checkout_h1(&self, addr: SocketAddr) -> Option<http1::SendRequest<RequestBody>> {
+    fn checkout_h1(
+        &self,
+        addr: SocketAddr,
+        opts: &ConnectOptions,
+    ) -> Option<(http1::SendRequest<SendBody>, u32)> {
         let mut h1 = self.inner.h1.lock().unwrap_or_else(|e| e.into_inner());
         let idle = h1.get_mut(&addr)?;
-        let timeout = self.inner.settings.idle_timeout;
+        let timeout = opts.idle_timeout.min(self.inner.settings.idle_timeout);
         while let Some(conn) = idle.pop() {
-            if !conn.sender.is_closed() && conn.since.elapsed() < timeout {
-                return Some(conn.sender);
+            if !conn.sender.is_closed()
+                && conn.since.elapsed() < timeout
+                && !opts.exhausted(conn.uses)
+            {
+                return Some((conn.sender, conn.uses));
             }
         }
         None
@@ -185,9 +256,11 @@ impl Pool {
     async fn send_h1(
         &self,
         addr: SocketAddr,
-        mut req: Request<RequestBody>,
+        mut req: Request<SendBody>,
+        opts: &ConnectOptions,
+        slot: Option<ConnectionPermit>,
     ) -> Result<(Response<Incoming>, Option<Pooled>), LocalReply> {
-        while let Some(mut sender) = self.checkout_h1(addr) {
+        while let Some((mut sender, uses)) = self.checkout_h1(addr, opts) {
             if sender.ready().await.is_err() {
                 continue;
             }
@@ -197,7 +270,7 @@ impl Pool {
                         .counters
                         .connections_reused
                         .fetch_add(1, Ordering::Relaxed);
-                    return Ok((resp, Some(self.pooled(addr, sender))));
+                    return Ok((resp, Some(self.pooled(addr, sender, uses + 1, opts, slot))));
                 }
                 Err(mut e) => match e.take_message() {
                     // Never written: the connection had gone stale. Try the next one.
@@ -206,7 +279,7 @@ impl Pool {
                 },
             }
         }
-        let io = self.connect(addr).await?;
+        let io = self.connect(addr, opts).await?;
         let (mut sender, conn) = http1::Builder::new()
             .handshake(io)
             .await
@@ -217,30 +290,50 @@ impl Pool {
             }
         });
         let resp = sender.send_request(req).await.map_err(|e| classify(&e))?;
-        Ok((resp, Some(self.pooled(addr, sender))))
+        Ok((resp, Some(self.pooled(addr, sender, 1, opts, slot))))
     }
 
-    fn pooled(&self, addr: SocketAddr, sender: http1::SendRequest<RequestBody>) -> Pooled {
+    fn pooled(
+        &self,
+        addr: SocketAddr,
+        sender: http1::SendRequest<SendBody>,
+        uses: u32,
+        opts: &ConnectOptions,
+        slot: Option<ConnectionPermit>,
+    ) -> Pooled {
         Pooled {
             inner: Arc::clone(&self.inner),
             addr,
             sender,
+            uses,
+            // maxRequestsPerConnection reached: the connection closes after this response.
+            reusable: !opts.exhausted(uses),
+            _slot: slot,
         }
     }
 
     async fn send_h2(
         &self,
         addr: SocketAddr,
-        req: Request<RequestBody>,
+        req: Request<SendBody>,
+        opts: &ConnectOptions,
     ) -> Result<Response<Incoming>, LocalReply> {
         let existing = {
-            let h2 = self.inner.h2.lock().unwrap_or_else(|e| e.into_inner());
-            h2.get(&addr).filter(|s| !s.is_closed()).cloned()
+            let mut h2 = self.inner.h2.lock().unwrap_or_else(|e| e.into_inner());
+            match h2.get_mut(&addr) {
+                Some(c) if !c.sender.is_closed() && !opts.exhausted(c.uses) => {
+                    c.uses += 1;
+                    Some(c.sender.clone())
+                }
+                _ => None,
+            }
         };
         let mut sender = match existing {
             Some(s) => s,
             None => {
-                let io = self.connect(addr).await?;
+                // maxRequestsPerConnection: a used-up connection is left to finish its streams
+                // and close; new streams go to a new one.
+                let io = self.connect(addr, opts).await?;
                 let (sender, conn) = http2::Builder::new(TokioExecutor::new())
                     .handshake(io)
                     .await
@@ -254,7 +347,13 @@ impl Pool {
                     .h2
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .insert(addr, sender.clone());
+                    .insert(
+                        addr,
+                        H2Conn {
+                            sender: sender.clone(),
+                            uses: 1,
+                        },
+                    );
                 sender
             }
         };
@@ -262,11 +361,14 @@ impl Pool {
         sender.send_request(req).await.map_err(|e| classify(&e))
     }
 
-    async fn connect(&self, addr: SocketAddr) -> Result<TokioIo<TcpStream>, LocalReply> {
+    async fn connect(
+        &self,
+        addr: SocketAddr,
+        opts: &ConnectOptions,
+    ) -> Result<TokioIo<TcpStream>, LocalReply> {
         let counters = &self.inner.counters;
         let connect = TcpStream::connect(addr);
-        let stream = match tokio::time::timeout(self.inner.settings.connect_timeout, connect).await
-        {
+        let stream = match tokio::time::timeout(opts.connect_timeout, connect).await {
             Ok(Ok(s)) => s,
             Ok(Err(error)) => {
                 counters.connect_failures.fetch_add(1, Ordering::Relaxed);

@@ -30,6 +30,7 @@ use tokio::task::JoinHandle;
 use crate::headers::Direction;
 use crate::metrics::Metrics;
 use crate::pool::{Pool, PoolSettings};
+use crate::resilience::Guards;
 use crate::settings::ProxySettings;
 use crate::{admin, logging, server};
 
@@ -39,6 +40,8 @@ pub(crate) struct ProxyState {
     pub(crate) snapshot: Arc<Snapshot>,
     pub(crate) registry: Registry,
     pub(crate) routes: RouteTable,
+    /// Retry policies and per-cluster breakers, outlier detectors and connection options.
+    pub(crate) guards: Guards,
 }
 
 impl ProxyState {
@@ -52,11 +55,13 @@ impl ProxyState {
         let scope = settings.scope();
         let registry = Registry::build_from(&snapshot, &scope, previous.map(|p| &p.registry));
         let routes = RouteTable::compile(&snapshot, &registry, &scope)?;
+        let guards = Guards::build(&registry, &routes, previous.map(|p| &p.guards));
         registry.spawn_dns_refresh();
         Ok(Self {
             snapshot,
             registry,
             routes,
+            guards,
         })
     }
 }

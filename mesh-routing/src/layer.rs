@@ -6,7 +6,9 @@
 //! edits, then hands the request to the inner service with its URI pointing at the chosen
 //! endpoint (`http://10.0.0.7:9080/path`) and `Host` kept as the application wrote it (or as
 //! `rewrite.authority` says). The decision travels on as a [`RouteInfo`] request extension, so
-//! resilience and telemetry layers further in see the route's timeout, retries and cluster.
+//! resilience and telemetry layers further in see the route's timeout, retries and cluster, with
+//! an [`UpstreamEndpoint`] for outlier detection. Under a retry layer (an [`Attempts`] extension
+//! on the request), each attempt avoids the endpoints already tried (RETRY-13).
 //!
 //! Answers the router gives itself — 404 `NR`, 503 `NC`/`UH`, fault aborts, redirects, direct
 //! responses, CORS preflights — come back as responses, exactly as the sidecar would send them
@@ -23,7 +25,7 @@
 //! ```
 //! use std::convert::Infallible;
 //! use std::sync::Arc;
-//! use mesh_core::extensions::RouteInfo;
+//! use mesh_core::extensions::{Attempts, RouteInfo, UpstreamEndpoint};
 //! use mesh_core::loader::parse_str;
 //! use mesh_core::registry::{Registry, Scope};
 //! use mesh_core::Snapshot;
@@ -62,6 +64,7 @@
 //! ```
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
@@ -72,7 +75,7 @@ use http::header::{HOST, HeaderValue, SET_COOKIE};
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderMap, Request, Response, Uri};
 use mesh_core::BoxError;
-use mesh_core::extensions::RouteInfo;
+use mesh_core::extensions::{Attempts, RouteInfo, UpstreamEndpoint};
 use mesh_core::random::Random;
 use pin_project_lite::pin_project;
 use tokio::time::Sleep;
@@ -181,6 +184,20 @@ impl Post {
     }
 }
 
+/// Indices in the upstream's current endpoint set of the addresses already tried.
+fn avoid_indices(upstream: Option<&crate::route::Upstream>, hosts: &[SocketAddr]) -> Vec<usize> {
+    let Some(upstream) = upstream else {
+        return Vec::new();
+    };
+    if hosts.is_empty() {
+        return Vec::new();
+    }
+    let set = upstream.cluster.endpoints();
+    (0..set.len())
+        .filter(|&i| hosts.contains(&set.endpoint(i).addr))
+        .collect()
+}
+
 fn destination(route: &Route, i: usize) -> Option<&WeightedDestination> {
     match &route.action {
         Action::Forward { destinations, .. } => destinations.get(i),
@@ -230,7 +247,13 @@ fn prepare<B, R>(
         return Prepared::Answer(local(LocalAnswer::NoRoute, None, cors.as_ref()));
     };
     let mut rng = Random::thread();
-    let selected = match decide::select(dest, &req, port, None, &[], &mut rng) {
+    // A retry layer above shares the attempts made so far: avoid the endpoints already tried
+    // (RETRY-13) and record this pick for the next attempt.
+    let attempts = req.extensions().get::<Attempts>().cloned();
+    let avoid = attempts.as_ref().map_or_else(Vec::new, |a| {
+        avoid_indices(dest.target.upstream(port).ok(), &a.hosts_to_avoid())
+    });
+    let selected = match decide::select(dest, &req, port, None, &avoid, &mut rng) {
         Ok(s) => s,
         Err(answer) => {
             return Prepared::Answer(local(answer, Some(&dest.response_edits), cors.as_ref()));
@@ -284,6 +307,13 @@ fn prepare<B, R>(
         selected.upstream.cluster.name(),
     );
     info.endpoint = Some(selected.addr);
+    if let Some(a) = &attempts {
+        a.record_host(selected.addr);
+    }
+    req.extensions_mut().insert(UpstreamEndpoint::new(
+        Arc::clone(&selected.endpoints),
+        selected.index,
+    ));
     info.timeout = route.timeout;
     info.retries = route.retries.clone();
     req.extensions_mut().insert(info);

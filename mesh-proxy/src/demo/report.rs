@@ -47,6 +47,9 @@ impl Scenario {
 pub struct Report {
     /// One entry per scenario.
     pub scenarios: Vec<Scenario>,
+    /// What the guard rails did: upstream tries per payment-service instance and their
+    /// health in `/clusters`.
+    pub resilience: Vec<String>,
     /// The config version the proxy served.
     pub config_version: String,
     /// The proxy's listeners.
@@ -94,7 +97,7 @@ pub(super) async fn drive(demo: &Demo, n: usize) -> Report {
             n,
         ),
         (
-            "payment-service: three instances, one answers 503 on every third request",
+            "payment-service: three instances, payment-service-3 answers 500 to everything; retries (attempts 3, retryOn 5xx) hide its errors and outlier detection ejects it",
             out,
             "payment-service.production.svc.cluster.local:8080",
             "/v1/payments",
@@ -176,8 +179,10 @@ pub(super) async fn drive(demo: &Demo, n: usize) -> Report {
         s.latencies.sort();
         scenarios.push(s);
     }
+    let resilience = resilience_lines(demo, &client).await;
     Report {
         scenarios,
+        resilience,
         config_version: demo.proxy.config_version(),
         listeners: format!(
             "outbound {}  inbound {}  admin {}",
@@ -235,8 +240,59 @@ impl Report {
                 let _ = writeln!(out, "   local reply: {reply}");
             }
         }
+        if !self.resilience.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nResilience: what reached each payment-service instance (retries included)"
+            );
+            for line in &self.resilience {
+                let _ = writeln!(out, "   {line}");
+            }
+        }
         out
     }
+}
+
+/// One line per payment-service instance: the tries it got and its health in `/clusters`.
+async fn resilience_lines(
+    demo: &Demo,
+    client: &Client<HttpConnector, Empty<Bytes>>,
+) -> Vec<String> {
+    let admin = demo.proxy.admin_addr();
+    let clusters = match Request::get(format!("http://{admin}/clusters")).body(Empty::new()) {
+        Ok(req) => match client.request(req).await {
+            Ok(resp) => resp
+                .into_body()
+                .collect()
+                .await
+                .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
+                .unwrap_or_default(),
+            Err(_) => String::new(),
+        },
+        Err(_) => String::new(),
+    };
+    let cluster = "outbound|8080||payment-service.production.svc.cluster.local";
+    demo.samples
+        .iter()
+        .filter(|s| s.name.starts_with("payment-service"))
+        .map(|s| {
+            let field = |name: &str| {
+                let prefix = format!("{cluster}::{}::{name}::", s.addr);
+                clusters
+                    .lines()
+                    .find_map(|l| l.strip_prefix(&prefix))
+                    .unwrap_or("?")
+                    .to_owned()
+            };
+            format!(
+                "{:<20} tries {:>4}  health {:<22} ejections {}",
+                s.name,
+                s.served.load(std::sync::atomic::Ordering::Relaxed),
+                field("health_flags"),
+                field("outlier_ejections"),
+            )
+        })
+        .collect()
 }
 
 fn ms(d: Duration) -> f64 {

@@ -20,6 +20,8 @@ pub enum SampleBehaviour {
     Healthy,
     /// 503 on every `n`-th request.
     FailEvery(u64),
+    /// Always this status (a broken instance).
+    AlwaysFail(u16),
 }
 
 /// A running sample service.
@@ -50,7 +52,7 @@ pub(crate) async fn start_all() -> std::io::Result<Vec<Sample>> {
         ("order-service-v2", "v2", Healthy),
         ("payment-service-1", "v1", Healthy),
         ("payment-service-2", "v1", Healthy),
-        ("payment-service-3", "v1", FailEvery(3)),
+        ("payment-service-3", "v1", AlwaysFail(500)),
         ("checkout-stable", "stable", Healthy),
         ("checkout-canary", "canary", Healthy),
         ("local-app", "v1", Healthy),
@@ -81,12 +83,14 @@ pub(crate) async fn start(
             let counter = Arc::clone(&counter);
             let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
                 let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
-                let fail =
-                    matches!(behaviour, SampleBehaviour::FailEvery(k) if n.is_multiple_of(k));
-                let status = if fail {
-                    StatusCode::SERVICE_UNAVAILABLE
-                } else {
-                    StatusCode::OK
+                let status = match behaviour {
+                    SampleBehaviour::FailEvery(k) if n.is_multiple_of(k) => {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    }
+                    SampleBehaviour::AlwaysFail(code) => {
+                        StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+                    }
+                    _ => StatusCode::OK,
                 };
                 let body = format!("{name} ({version}) {} {}\n", req.method(), req.uri().path());
                 let resp = Response::builder()

@@ -34,16 +34,26 @@ async fn no_endpoint_is_503_no_healthy_upstream() {
 
 #[tokio::test]
 async fn refused_connect_is_503_remote_connection_failure() {
-    // SEMANTICS ERR-2 (UF)
+    // SEMANTICS ERR-2 (UF). Istio's default retry policy (RETRY-2) retries connect failures
+    // twice, so without a VirtualService the reply is the "retried" row (UF,URX).
     let addr = closed_addr().await;
     let h = Harness::start(&service("down", "down.example.com", 80, "HTTP", &[addr])).await;
     let r = h.get("down.example.com", "/").await;
     assert_eq!(r.status(), 503);
     assert_eq!(
         text(&r),
-        "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure"
+        "upstream connect error or disconnect/reset before headers. retried and the latest reset reason: remote connection failure"
     );
     assert!(r.headers().get("x-envoy-upstream-service-time").is_none());
+    // With retries off (RETRY-3), the plain UF row.
+    let vs = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: down, namespace: test}\nspec:\n  hosts: [down.example.com]\n  http:\n  - {route: [{destination: {host: down.example.com}}], retries: {attempts: 0}}\n";
+    let h = Harness::start(&(service("down", "down.example.com", 80, "HTTP", &[addr]) + vs)).await;
+    let r = h.get("down.example.com", "/").await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(
+        text(&r),
+        "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure"
+    );
 }
 
 #[tokio::test]

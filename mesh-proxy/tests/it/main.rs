@@ -11,4 +11,5 @@ mod forwarding;
 mod harness;
 mod local_replies;
 mod reload;
+mod resilience;
 mod routing;
