@@ -79,6 +79,34 @@ fn bench(c: &mut Criterion) {
         });
     });
 
+    // Each layer alone, to see where the stack's cost goes.
+    macro_rules! alone {
+        ($name:literal, $layer:expr) => {
+            let one = ServiceBuilder::new().layer($layer).service(service_fn(
+                |_req: http::Request<_>| async {
+                    Ok::<_, Infallible>(http::Response::new(String::new()))
+                },
+            ));
+            group.bench_function($name, |b| {
+                let mut svc = one.clone();
+                b.iter(|| {
+                    let resp = rt.block_on(async { svc.ready().await?.call(request(&set)).await });
+                    black_box(resp.expect("200"));
+                });
+            });
+        };
+    }
+    alone!(
+        "timeout_alone",
+        TimeoutLayer::new(Some(Duration::from_secs(15)))
+    );
+    alone!("retry_alone", RetryLayer::new(RetryPolicy::istio_default()));
+    alone!("breaker_alone", CircuitBreakerLayer::new(breaker.clone()));
+    alone!(
+        "outlier_alone",
+        OutlierDetectionLayer::new(Arc::clone(&detector))
+    );
+
     let policy = RetryPolicy::istio_default();
     let ok = http::Response::new(());
     group.bench_function("primitives", |b| {

@@ -15,14 +15,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{HeaderValue, Request, Response};
+use http::{Request, Response};
 use mesh_core::classify::{Failure, Outcome};
 use mesh_core::endpoint::EndpointSet;
 use mesh_core::random::Random;
 use mesh_core::registry::{Cluster, Registry};
 use mesh_resilience::breaker::{CircuitBreaker, Overflow};
 use mesh_resilience::outlier::{OutlierConfig, OutlierDetector};
-use mesh_resilience::retry::{DEFAULT_MAX_REPLAY_BUFFER, ReplayBody, RetryPolicy};
+use mesh_resilience::retry::{DEFAULT_MAX_REPLAY_BUFFER, ReplayBody, RetryPolicy, attempt_count};
 use mesh_resilience::timeout::{effective_timeout, encode_grpc_timeout};
 use mesh_routing::RouteTable;
 use mesh_routing::decide::select;
@@ -290,7 +290,7 @@ impl Attempt<'_> {
             // RETRY-11: the 1-based attempt number on every upstream request.
             attempt_parts
                 .headers
-                .insert("x-envoy-attempt-count", HeaderValue::from(attempt));
+                .insert("x-envoy-attempt-count", attempt_count(attempt));
             let tried_result = self
                 .try_once(
                     &guard,

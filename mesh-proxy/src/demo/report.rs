@@ -113,7 +113,7 @@ pub(super) async fn drive(demo: &Demo, n: usize) -> Report {
             5,
         ),
         (
-            "inventory-service's only instance is down: 503 with flag UF",
+            "inventory-service's only instance is down: Istio's default policy retries the connect failure twice, then 503 (flags UF,URX)",
             out,
             "inventory-service.production:8080",
             "/items",

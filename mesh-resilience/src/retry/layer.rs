@@ -186,6 +186,7 @@ impl<S, B, RB> Service<Request<B>> for Retry<S>
 where
     S: Service<Request<ReplayBody<B>>, Response = Response<RB>> + Clone,
     S::Error: Into<BoxError>,
+    B: http_body::Body,
 {
     type Response = Response<RB>;
     type Error = BoxError;
@@ -310,8 +311,7 @@ impl<B> Ctx<B> {
             self.request_permit = self.config.breaker.try_request().ok();
         }
         let n = self.attempts.next_attempt();
-        req.headers_mut()
-            .insert(ATTEMPT_COUNT, HeaderValue::from(n));
+        req.headers_mut().insert(ATTEMPT_COUNT, attempt_count(n));
         State::Calling {
             future: service.call(req),
             per_try: self.config.policy.per_try_timeout().map(tokio::time::sleep),
@@ -455,5 +455,15 @@ where
             .field("state", &state)
             .field("retries", &self.ctx.retries)
             .finish_non_exhaustive()
+    }
+}
+
+/// The `x-envoy-attempt-count` value for attempt `n`: a static value for the usual small
+/// numbers (no allocation per request), a formatted one beyond.
+pub fn attempt_count(n: u32) -> HeaderValue {
+    const SMALL: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+    match SMALL.get(n as usize) {
+        Some(s) => HeaderValue::from_static(s),
+        None => HeaderValue::from(n),
     }
 }

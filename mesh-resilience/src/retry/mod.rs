@@ -72,6 +72,8 @@ mod replay;
 #[cfg(test)]
 mod tests;
 
-pub use self::layer::{Retry, RetryError, RetryExhausted, RetryFuture, RetryLayer, RetryOverflow};
+pub use self::layer::{
+    Retry, RetryError, RetryExhausted, RetryFuture, RetryLayer, RetryOverflow, attempt_count,
+};
 pub use self::policy::{DEFAULT_BACKOFF_BASE, RetryConditions, RetryOn, RetryPolicy};
 pub use self::replay::{DEFAULT_MAX_REPLAY_BUFFER, ReplayBody, ReplayError};

@@ -61,6 +61,9 @@ pub struct ReplayBody<B> {
 }
 
 enum Kind<B> {
+    /// A body known to be empty (`is_end_stream` at the start, as for most GETs): every copy
+    /// is empty too, so no buffer, no `Arc` and no lock are needed.
+    Empty,
     /// Not replayable. The mutex is never locked on the read path (`get_mut`); it only makes
     /// the body `Sync` for a `Send` inner body.
     Once(Mutex<B>),
@@ -112,9 +115,14 @@ enum Status {
 
 // === impl ReplayBody ===
 
-impl<B> ReplayBody<B> {
+impl<B: Body> ReplayBody<B> {
     /// Wraps `body`, keeping up to `max_buffer` bytes for replay (0 = never replayable).
     pub fn new(body: B, max_buffer: usize) -> Self {
+        if max_buffer > 0 && body.is_end_stream() {
+            // Nothing to send: replaying nothing is free (and the trailers-less empty body is
+            // what every copy sends).
+            return Self { kind: Kind::Empty };
+        }
         if max_buffer == 0 {
             return Self {
                 kind: Kind::Once(Mutex::new(body)),
@@ -135,13 +143,17 @@ impl<B> ReplayBody<B> {
             kind: Kind::Replay(Replay::new(Arc::new(Mutex::new(shared)), 0)),
         }
     }
+}
 
+impl<B> ReplayBody<B> {
     /// A copy that sends the body from its start: the frames read so far, then the rest of
     /// the original body. `None` when the body is not replayable: built with a zero buffer,
     /// more than `max_buffer` bytes already read, or reading it failed.
     pub fn try_clone(&self) -> Option<Self> {
-        let Kind::Replay(r) = &self.kind else {
-            return None;
+        let r = match &self.kind {
+            Kind::Empty => return Some(Self { kind: Kind::Empty }),
+            Kind::Once(_) => return None,
+            Kind::Replay(r) => r,
         };
         let id = {
             let mut s = lock(&r.shared);
@@ -160,6 +172,7 @@ impl<B> ReplayBody<B> {
     /// Whether [`Self::try_clone`] would return a copy now.
     pub fn is_replayable(&self) -> bool {
         match &self.kind {
+            Kind::Empty => true,
             Kind::Once(_) => false,
             Kind::Replay(r) => lock(&r.shared).status == Status::Replayable,
         }
@@ -170,6 +183,7 @@ impl<B> fmt::Debug for ReplayBody<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("ReplayBody");
         match &self.kind {
+            Kind::Empty => d.field("empty", &true),
             Kind::Once(_) => d.field("replayable", &false),
             Kind::Replay(r) => d
                 .field("copy", &r.id)
@@ -201,6 +215,7 @@ where
                     .map_err(Into::into)
             }
             Kind::Replay(r) => r.poll_frame(cx),
+            Kind::Empty => Poll::Ready(None),
         }
     }
 
@@ -208,6 +223,7 @@ where
         match &self.kind {
             Kind::Once(body) => lock(body).is_end_stream(),
             Kind::Replay(r) => r.is_end_stream(),
+            Kind::Empty => true,
         }
     }
 
@@ -215,6 +231,7 @@ where
         match &self.kind {
             Kind::Once(body) => lock(body).size_hint(),
             Kind::Replay(r) => r.size_hint(),
+            Kind::Empty => SizeHint::with_exact(0),
         }
     }
 }

@@ -225,3 +225,14 @@ async fn concurrent_copies_are_both_woken() {
     assert_eq!(a.0, ["1", "22", "333"]);
     assert_eq!(a, b);
 }
+
+#[tokio::test]
+async fn empty_bodies_replay_for_free() {
+    // RETRY-7: a body that is empty from the start (most GETs) is replayable without a buffer.
+    let body = ReplayBody::new(http_body_util::Empty::<Bytes>::new(), 1024);
+    assert!(body.is_replayable() && body.is_end_stream());
+    let copy = body.try_clone().expect("empty bodies always replay");
+    assert_eq!(body.size_hint().exact(), Some(0));
+    assert!(body.collect().await.unwrap().to_bytes().is_empty());
+    assert!(copy.collect().await.unwrap().to_bytes().is_empty());
+}
