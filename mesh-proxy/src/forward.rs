@@ -374,18 +374,12 @@ async fn inbound(
         },
     };
     let version = upstream_version(Protocol::Unknown, req.version());
-    let app = Arc::clone(&shared.inbound_cluster);
-    forward_once(
+    crate::resilience::inbound_attempts(
         shared,
-        Direction::Inbound,
-        (
-            req.map(|b| ReplayBody::new(RequestBody::plain(b), 0)),
-            authority,
-        ),
-        shared.settings.app,
+        &shared.inbound_retry,
+        req.map(RequestBody::plain),
+        authority,
         version,
-        Some((&app, 0)),
-        Sent::default(),
     )
     .await
 }

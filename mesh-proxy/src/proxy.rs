@@ -76,6 +76,8 @@ pub(crate) struct Shared {
     pub(crate) watch: ConfigWatch,
     /// The local app as a one-endpoint cluster (`inbound|PORT||`), for `/clusters`.
     pub(crate) inbound_cluster: Arc<EndpointSet>,
+    /// Istio's inbound retry policy (RETRY-14), compiled once.
+    pub(crate) inbound_retry: mesh_resilience::RetryPolicy,
     pub(crate) listeners: Vec<ListenerInfo>,
     pub(crate) ready: AtomicBool,
     pub(crate) draining: watch::Sender<bool>,
@@ -190,6 +192,7 @@ impl Proxy {
             pool: Pool::new(PoolSettings::default()),
             metrics: Metrics::new(),
             inbound_cluster: Arc::new(EndpointSet::new(vec![app])),
+            inbound_retry: crate::resilience::inbound_retry_policy(),
             listeners: vec![
                 ListenerInfo {
                     name: "outbound",

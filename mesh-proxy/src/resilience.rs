@@ -189,7 +189,7 @@ enum Tried {
     Failed(Failure),
 }
 
-fn failure_of_reply(reply: &LocalReply) -> Failure {
+pub(crate) fn failure_of_reply(reply: &LocalReply) -> Failure {
     match reply {
         LocalReply::UpstreamReset(ResetReason::ConnectionFailure) => Failure::ConnectFailure,
         LocalReply::UpstreamReset(ResetReason::ConnectTimeout) => Failure::ConnectTimeout,
@@ -462,11 +462,80 @@ impl Attempt<'_> {
     }
 }
 
-fn clone_parts(parts: &http::request::Parts) -> http::request::Parts {
+pub(crate) fn clone_parts(parts: &http::request::Parts) -> http::request::Parts {
     let mut req = Request::new(());
     *req.method_mut() = parts.method.clone();
     *req.uri_mut() = parts.uri.clone();
     *req.version_mut() = parts.version;
     *req.headers_mut() = parts.headers.clone();
     req.into_parts().0
+}
+
+/// The inbound side's retry policy (SEMANTICS RETRY-14, Istio ≥ 1.24): 2 retries on
+/// `reset-before-request` — the local app refused the connection or the stream, so the request
+/// never reached it and resending is safe for any method.
+pub(crate) fn inbound_retry_policy() -> RetryPolicy {
+    RetryPolicy::disabled()
+        .with_attempts(2)
+        .with_retry_on("reset-before-request")
+}
+
+/// Forwards an inbound request to the local app with the inbound retry policy (RETRY-14).
+pub(crate) async fn inbound_attempts(
+    shared: &Shared,
+    policy: &RetryPolicy,
+    req: Request<RequestBody>,
+    authority: http::uri::Authority,
+    version: UpstreamVersion,
+) -> Result<Response<ProxyBody>, LocalReply> {
+    let (mut parts, body) = req.into_parts();
+    let mut body = ReplayBody::new(body, DEFAULT_MAX_REPLAY_BUFFER);
+    let app = Arc::clone(&shared.inbound_cluster);
+    let mut rng = Random::thread();
+    let mut attempt = 1;
+    loop {
+        let replay = if attempt <= policy.max_retries() {
+            body.try_clone()
+        } else {
+            None
+        };
+        let attempt_parts = if replay.is_some() {
+            clone_parts(&parts)
+        } else {
+            std::mem::replace(&mut parts, Request::new(()).into_parts().0)
+        };
+        let result = forward_once(
+            shared,
+            Direction::Inbound,
+            (Request::from_parts(attempt_parts, body), authority.clone()),
+            shared.settings.app,
+            version,
+            Some((&app, 0)),
+            Sent::default(),
+        )
+        .await;
+        let reply = match result {
+            Ok(resp) => return Ok(resp),
+            Err(reply) => reply,
+        };
+        let failure = failure_of_reply(&reply);
+        let retry = policy.should_retry(&Outcome::Failure(failure), None);
+        match replay {
+            Some(next) if retry => {
+                tokio::time::sleep(policy.backoff(attempt, &mut rng)).await;
+                body = next;
+                attempt += 1;
+            }
+            _ => {
+                let retried = attempt > 1;
+                let stop =
+                    (retry && attempt > policy.max_retries()).then_some(RetryStop::Exhausted);
+                return Err(if retried || stop.is_some() {
+                    failed_reply(failure, retried, stop)
+                } else {
+                    reply
+                });
+            }
+        }
+    }
 }

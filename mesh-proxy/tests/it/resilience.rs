@@ -620,3 +620,34 @@ async fn full_outage_with_and_without_a_retry_budget() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn inbound_retries_only_what_never_reached_the_app() {
+    // SEMANTICS RETRY-14: inbound, Istio retries `reset-before-request` twice: a refused
+    // connection to the app is retried; an app's 503 is not.
+    let down = dead_port().await;
+    let h = Harness::start_with("", |s| s.app = down).await;
+    let inbound = h.proxy.inbound_addr();
+    let r = send(
+        inbound,
+        Request::get(format!("http://{inbound}/")).header("host", "checkout:8080"),
+    )
+    .await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(
+        text(&r),
+        "upstream connect error or disconnect/reset before headers. retried and the latest reset reason: remote connection failure"
+    );
+    assert_eq!(r.headers()["server"], "istio-envoy");
+
+    let app = TestServer::builder().status(503).start().await;
+    let h = Harness::start_with("", |s| s.app = app.addr()).await;
+    let inbound = h.proxy.inbound_addr();
+    let r = send(
+        inbound,
+        Request::post(format!("http://{inbound}/")).header("host", "checkout:8080"),
+    )
+    .await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(app.request_count(), 1);
+}
