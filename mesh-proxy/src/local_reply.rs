@@ -22,6 +22,8 @@ pub enum ResetReason {
     ConnectionTermination,
     /// The upstream reset the stream (HTTP/2).
     RemoteReset,
+    /// The upstream refused the stream before processing it (HTTP/2 `REFUSED_STREAM`).
+    RefusedStream,
     /// The proxy reset the stream.
     LocalReset,
 }
@@ -34,6 +36,7 @@ impl ResetReason {
             ResetReason::ConnectTimeout => "connection timeout",
             ResetReason::ConnectionTermination => "connection termination",
             ResetReason::RemoteReset => "remote reset",
+            ResetReason::RefusedStream => "remote refused stream reset",
             ResetReason::LocalReset => "local reset",
         }
     }
@@ -43,7 +46,7 @@ impl ResetReason {
         match self {
             ResetReason::ConnectionFailure | ResetReason::ConnectTimeout => "UF",
             ResetReason::ConnectionTermination => "UC",
-            ResetReason::RemoteReset => "UR",
+            ResetReason::RemoteReset | ResetReason::RefusedStream => "UR",
             ResetReason::LocalReset => "LR",
         }
     }

@@ -65,24 +65,29 @@ impl ConnectOptions {
     pub fn from_config(pool: Option<&mesh_core::model::ConnectionPoolSettings>) -> Self {
         let mut o = Self::default();
         let Some(pool) = pool else { return o };
-        if let Some(tcp) = &pool.tcp {
-            if let Some(t) = tcp.connect_timeout {
-                o.connect_timeout = t.as_std();
-            }
-            if let Some(t) = tcp.idle_timeout.filter(|t| !t.as_std().is_zero()) {
-                o.idle_timeout = o.idle_timeout.min(t.as_std());
-            }
+        let tcp_idle = pool.tcp.as_ref().and_then(|t| t.idle_timeout);
+        let http_idle = pool.http.as_ref().and_then(|h| h.idle_timeout);
+        if tcp_idle.is_some() || http_idle.is_some() {
+            // Each set timeout applies; `0s` disables that one (DR-14).
+            o.idle_timeout = [tcp_idle, http_idle]
+                .into_iter()
+                .flatten()
+                .map(|t| t.as_std())
+                .filter(|t| !t.is_zero())
+                .min()
+                .unwrap_or(Duration::MAX);
+        }
+        if let Some(t) = pool.tcp.as_ref().and_then(|t| t.connect_timeout) {
+            o.connect_timeout = t.as_std();
         }
         if let Some(http) = &pool.http {
-            if let Some(t) = http.idle_timeout.filter(|t| !t.as_std().is_zero()) {
-                o.idle_timeout = o.idle_timeout.min(t.as_std());
-            }
             o.max_requests_per_connection =
                 u32::try_from(http.max_requests_per_connection).unwrap_or(0);
         }
         o
     }
 
+    /// Whether a connection that served `uses` requests may serve no more.
     fn exhausted(&self, uses: u32) -> bool {
         self.max_requests_per_connection != 0 && uses >= self.max_requests_per_connection
     }
@@ -91,8 +96,6 @@ impl ConnectOptions {
 /// Pool settings.
 #[derive(Clone, Debug)]
 pub struct PoolSettings {
-    /// Idle connections older than this are closed instead of reused.
-    pub idle_timeout: Duration,
     /// Idle HTTP/1.1 connections kept per endpoint.
     pub max_idle_per_endpoint: usize,
 }
@@ -100,7 +103,6 @@ pub struct PoolSettings {
 impl Default for PoolSettings {
     fn default() -> Self {
         Self {
-            idle_timeout: Duration::from_secs(3600),
             max_idle_per_endpoint: 256,
         }
     }
@@ -241,7 +243,7 @@ impl Pool {
     ) -> Option<(http1::SendRequest<SendBody>, u32)> {
         let mut h1 = self.inner.h1.lock().unwrap_or_else(|e| e.into_inner());
         let idle = h1.get_mut(&addr)?;
-        let timeout = opts.idle_timeout.min(self.inner.settings.idle_timeout);
+        let timeout = opts.idle_timeout;
         while let Some(conn) = idle.pop() {
             if !conn.sender.is_closed()
                 && conn.since.elapsed() < timeout
@@ -391,11 +393,28 @@ fn classify(error: &hyper::Error) -> LocalReply {
     tracing::debug!(%error, "upstream request failed");
     if error.is_parse() || error.is_parse_status() {
         LocalReply::UpstreamProtocolError
+    } else if is_refused_stream(error) {
+        // Never processed by the upstream: `refused-stream` and `reset-before-request`.
+        LocalReply::UpstreamReset(ResetReason::RefusedStream)
     } else if is_stream_reset(error) {
         LocalReply::UpstreamReset(ResetReason::RemoteReset)
     } else {
         LocalReply::UpstreamReset(ResetReason::ConnectionTermination)
     }
+}
+
+/// Whether the peer refused an HTTP/2 stream (`REFUSED_STREAM`; h2 names the reason in its
+/// error text).
+fn is_refused_stream(error: &hyper::Error) -> bool {
+    let mut source = std::error::Error::source(error);
+    while let Some(e) = source {
+        let text = e.to_string();
+        if text.contains("refused stream") || text.contains("REFUSED_STREAM") {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// Whether an HTTP/2 stream was reset by the peer (hyper reports it as an h2 error source).
@@ -409,4 +428,36 @@ fn is_stream_reset(error: &hyper::Error) -> bool {
         source = e.source();
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mesh_core::model::ConnectionPoolSettings;
+
+    fn opts(json: &str) -> ConnectOptions {
+        let pool: ConnectionPoolSettings = serde_json::from_str(json).unwrap();
+        ConnectOptions::from_config(Some(&pool))
+    }
+
+    #[test]
+    fn connection_options_follow_dr14() {
+        // SEMANTICS DR-14: defaults 10 s connect, 1 h idle, unlimited requests per connection.
+        let d = ConnectOptions::from_config(None);
+        assert_eq!(d.connect_timeout, Duration::from_secs(10));
+        assert_eq!(d.idle_timeout, Duration::from_secs(3600));
+        assert!(!d.exhausted(1_000_000));
+        let o = opts(
+            r#"{"tcp": {"connectTimeout": "250ms", "idleTimeout": "30s"},
+                "http": {"idleTimeout": "10s", "maxRequestsPerConnection": 1}}"#,
+        );
+        assert_eq!(o.connect_timeout, Duration::from_millis(250));
+        assert_eq!(o.idle_timeout, Duration::from_secs(10));
+        assert!(o.exhausted(1), "1 disables keep-alive");
+        // `0s` disables that timeout; the other still applies.
+        let o = opts(r#"{"tcp": {"idleTimeout": "0s"}, "http": {"idleTimeout": "5s"}}"#);
+        assert_eq!(o.idle_timeout, Duration::from_secs(5));
+        let o = opts(r#"{"http": {"idleTimeout": "0s"}}"#);
+        assert_eq!(o.idle_timeout, Duration::MAX);
+    }
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use http::{Request, Response};
 use mesh_core::classify::{Failure, Outcome};
-use mesh_core::endpoint::EndpointSet;
+use mesh_core::endpoint::{EndpointSet, Health};
 use mesh_core::random::Random;
 use mesh_core::registry::{Cluster, Registry};
 use mesh_resilience::breaker::{CircuitBreaker, Overflow};
@@ -55,13 +55,29 @@ impl ClusterGuard {
         if let Some(p) = previous {
             breaker = breaker.carry_over(&p.breaker);
         }
+        let previous_outlier = previous.and_then(|p| p.outlier.as_ref());
+        let outlier = match policy.outlier_detection.as_ref() {
+            Some(od) => {
+                let config = OutlierConfig::from_config(od);
+                // RELOAD-3: an unchanged detector is kept, with its sweep schedule (a new one
+                // on every reload would postpone sweeps while reloads keep coming).
+                Some(match previous_outlier {
+                    Some(prev) if prev.config() == &config => Arc::clone(prev),
+                    _ => Arc::new(OutlierDetector::new(config)),
+                })
+            }
+            None => {
+                if previous_outlier.is_some() {
+                    // Outlier detection was removed: nothing would return ejected endpoints.
+                    release_ejected(&cluster.endpoints());
+                }
+                None
+            }
+        };
         Self {
             name: cluster.name().to_owned(),
             breaker,
-            outlier: policy
-                .outlier_detection
-                .as_ref()
-                .map(|od| Arc::new(OutlierDetector::new(OutlierConfig::from_config(od)))),
+            outlier,
             connect: ConnectOptions::from_config(policy.connection_pool.as_ref()),
         }
     }
@@ -72,6 +88,18 @@ impl ClusterGuard {
             breaker: CircuitBreaker::unlimited(),
             outlier: None,
             connect: ConnectOptions::default(),
+        }
+    }
+}
+
+/// Returns every ejected endpoint of `set` to service, with its outlier state cleared.
+fn release_ejected(set: &EndpointSet) {
+    for i in 0..set.len() {
+        let stats = set.stats(i);
+        if stats.health() != Health::Healthy {
+            stats.set_health(Health::Healthy);
+            stats.outlier().set_ejected_until(None);
+            stats.outlier().reset_counters();
         }
     }
 }
@@ -142,11 +170,15 @@ impl Guards {
 
     /// The retry policy of a route: its own, or Istio's default (RETRY-2).
     pub(crate) fn retry_policy(&self, route: &Route) -> &Arc<RetryPolicy> {
-        route
-            .retries
-            .as_ref()
-            .and_then(|r| self.retry.get(&(Arc::as_ptr(r) as usize)))
-            .unwrap_or(&self.default_retry)
+        match &route.retries {
+            None => &self.default_retry,
+            Some(r) => {
+                let found = self.retry.get(&(Arc::as_ptr(r) as usize));
+                // Built from the same table: every route's block has its compiled policy.
+                debug_assert!(found.is_some(), "retry policy compiled for every route");
+                found.unwrap_or(&self.default_retry)
+            }
+        }
     }
 
     /// Returns ejected endpoints whose time is up (OD-7): checked before each pick, one atomic
@@ -194,6 +226,7 @@ pub(crate) fn failure_of_reply(reply: &LocalReply) -> Failure {
         LocalReply::UpstreamReset(ResetReason::ConnectionFailure) => Failure::ConnectFailure,
         LocalReply::UpstreamReset(ResetReason::ConnectTimeout) => Failure::ConnectTimeout,
         LocalReply::UpstreamReset(ResetReason::RemoteReset) => Failure::RemoteReset,
+        LocalReply::UpstreamReset(ResetReason::RefusedStream) => Failure::RefusedStream,
         LocalReply::UpstreamProtocolError => Failure::ProtocolError,
         LocalReply::Overflow => Failure::Overflow,
         _ => Failure::Reset,
@@ -204,9 +237,8 @@ fn upstream_failure(f: Failure) -> UpstreamFailure {
     match f {
         Failure::ConnectFailure => UpstreamFailure::Reset(ResetReason::ConnectionFailure),
         Failure::ConnectTimeout => UpstreamFailure::Reset(ResetReason::ConnectTimeout),
-        Failure::RemoteReset | Failure::RefusedStream => {
-            UpstreamFailure::Reset(ResetReason::RemoteReset)
-        }
+        Failure::RemoteReset => UpstreamFailure::Reset(ResetReason::RemoteReset),
+        Failure::RefusedStream => UpstreamFailure::Reset(ResetReason::RefusedStream),
         Failure::PerTryTimeout | Failure::RouteTimeout => UpstreamFailure::Timeout,
         Failure::ProtocolError => UpstreamFailure::ProtocolError,
         _ => UpstreamFailure::Reset(ResetReason::ConnectionTermination),
@@ -266,6 +298,7 @@ impl Attempt<'_> {
         let (mut set, mut index, mut addr) = (first.endpoints, first.index, first.addr);
         let mut next_body = Some(body);
         let mut retry_permit = None;
+        let mut probe: Option<Request<()>> = None;
         let mut attempt: u32 = 1;
         loop {
             let Some(attempt_body) = next_body.take() else {
@@ -291,7 +324,7 @@ impl Attempt<'_> {
             attempt_parts
                 .headers
                 .insert("x-envoy-attempt-count", attempt_count(attempt));
-            let tried_result = self
+            let (tried_result, contacted) = self
                 .try_once(
                     &guard,
                     Request::from_parts(attempt_parts, attempt_body),
@@ -306,7 +339,7 @@ impl Attempt<'_> {
                 Tried::Response(r) => Outcome::from_response(r),
                 Tried::Failed(f) => Outcome::Failure(*f),
             };
-            if let Some(od) = &guard.outlier {
+            if let Some(od) = guard.outlier.as_ref().filter(|_| contacted) {
                 let report = od.report(&set, index, &outcome, Instant::now());
                 if let Some(reason) = report.ejected {
                     tracing::debug!(cluster = %guard.name, endpoint = %addr, reason = reason.as_str(), "ejecting endpoint");
@@ -346,8 +379,9 @@ impl Attempt<'_> {
                 metrics.retry_limit_exceeded(&guard.name);
                 return finish(tried_result, Some(RetryStop::Exhausted));
             }
-            let Some(replay) = replay else {
-                // The body outgrew the replay buffer: sent once, never retried (RETRY-7).
+            let Some(replay) = replay.filter(ReplayBody::is_replayable) else {
+                // The body outgrew the replay buffer while this attempt sent it: sent once,
+                // never retried (RETRY-7).
                 return finish(tried_result, None);
             };
             // RETRY-12: maxRetries or the retry budget.
@@ -358,6 +392,9 @@ impl Attempt<'_> {
                     return finish(tried_result, Some(RetryStop::Overflow));
                 }
             }
+            // The failed attempt's response goes now (its connection closes), so it holds no
+            // request permit or connection slot through the back-off (DR-15, DR-17).
+            drop(tried_result);
             // RETRY-10: jittered back-off, within what is left of the route timeout.
             let backoff = policy.backoff(attempt, rng);
             let wake = Instant::now() + backoff;
@@ -369,9 +406,6 @@ impl Attempt<'_> {
                 }
                 _ => tokio::time::sleep_until(wake).await,
             }
-            // The failed attempt's response is dropped here (its connection closes).
-            drop(tried_result);
-            metrics.retry(&guard.name);
             tried.push(addr);
             // RETRY-13: another endpoint if the policy asks for it (up to the balancer's
             // selection attempts), from the cluster's current endpoints.
@@ -385,17 +419,17 @@ impl Attempt<'_> {
             } else {
                 Vec::new()
             };
-            let probe = Request::from_parts(clone_parts(&parts), ());
-            match select(self.dest, &probe, self.port, self.peer, &avoid, rng) {
+            let probe = probe.get_or_insert_with(|| Request::from_parts(clone_parts(&parts), ()));
+            match select(self.dest, probe, self.port, self.peer, &avoid, rng) {
                 Ok(s) => {
                     set = s.endpoints;
                     index = s.index;
                     addr = s.addr;
                 }
-                Err(_) => {
-                    return Err(LocalReply::NoHealthyUpstream);
-                }
+                // No endpoint left to retry on: Envoy's `no healthy upstream` (UH).
+                Err(_) => return Err(LocalReply::NoHealthyUpstream),
             }
+            metrics.retry(&guard.name);
             next_body = Some(replay);
             attempt += 1;
         }
@@ -411,10 +445,30 @@ impl Attempt<'_> {
         (set, index, addr): (&Arc<EndpointSet>, usize, SocketAddr),
         per_try: Option<Duration>,
         deadline: Option<Instant>,
-    ) -> Tried {
+    ) -> (Tried, bool) {
         let permit = match guard.breaker.try_request() {
             Ok(p) => p,
-            Err(Overflow { .. }) => return Tried::Failed(Failure::Overflow),
+            Err(Overflow { .. }) => return (Tried::Failed(Failure::Overflow), false),
+        };
+        // DR-15/DR-17: HTTP/1.1 needs a connection slot (or a place in the pending queue),
+        // waited for under the route timeout only: the endpoint is not contacted yet, so
+        // neither the per-try timer (RETRY-8) nor outlier detection (OD-3) applies.
+        let slot = if self.version == UpstreamVersion::Http1 {
+            let acquired = match deadline {
+                Some(d) => {
+                    match tokio::time::timeout_at(d, guard.breaker.acquire_connection()).await {
+                        Ok(r) => r,
+                        Err(_) => return (Tried::Failed(Failure::RouteTimeout), false),
+                    }
+                }
+                None => guard.breaker.acquire_connection().await,
+            };
+            match acquired {
+                Ok(s) => Some(s),
+                Err(_) => return (Tried::Failed(Failure::Overflow), false),
+            }
+        } else {
+            None
         };
         let per_try_deadline = per_try.map(|t| Instant::now() + t);
         let (until, kind) = match (per_try_deadline, deadline) {
@@ -424,15 +478,6 @@ impl Attempt<'_> {
             (None, None) => (None, Failure::RouteTimeout),
         };
         let send = async {
-            // DR-15/DR-17: HTTP/1.1 needs a connection slot (or a place in the pending queue).
-            let slot = if self.version == UpstreamVersion::Http1 {
-                match guard.breaker.acquire_connection().await {
-                    Ok(s) => Some(s),
-                    Err(_) => return Err(LocalReply::Overflow),
-                }
-            } else {
-                None
-            };
             forward_once(
                 self.shared,
                 Direction::Outbound,
@@ -451,13 +496,13 @@ impl Attempt<'_> {
         let result = match until {
             Some(at) => match tokio::time::timeout_at(at, send).await {
                 Ok(r) => r,
-                Err(_) => return Tried::Failed(kind),
+                Err(_) => return (Tried::Failed(kind), true),
             },
             None => send.await,
         };
         match result {
-            Ok(resp) => Tried::Response(resp),
-            Err(reply) => Tried::Failed(failure_of_reply(&reply)),
+            Ok(resp) => (Tried::Response(resp), true),
+            Err(reply) => (Tried::Failed(failure_of_reply(&reply)), true),
         }
     }
 }
@@ -521,7 +566,7 @@ pub(crate) async fn inbound_attempts(
         let failure = failure_of_reply(&reply);
         let retry = policy.should_retry(&Outcome::Failure(failure), None);
         match replay {
-            Some(next) if retry => {
+            Some(next) if retry && next.is_replayable() => {
                 tokio::time::sleep(policy.backoff(attempt, &mut rng)).await;
                 body = next;
                 attempt += 1;
