@@ -117,6 +117,8 @@ pub struct Attempts {
 struct AttemptsInner {
     number: std::sync::atomic::AtomicU32,
     avoid_previous: bool,
+    /// `retryIgnorePreviousHosts` unset: avoid, except on a consistent-hash destination.
+    unless_hashed: bool,
     hosts: std::sync::Mutex<Vec<SocketAddr>>,
 }
 
@@ -130,6 +132,37 @@ impl Attempts {
                 ..AttemptsInner::default()
             }),
         }
+    }
+
+    /// A record for a policy that leaves `retryIgnorePreviousHosts` unset: retries avoid the
+    /// endpoints already tried unless the destination uses consistent hashing, where a retry
+    /// goes to the same hash target (SEMANTICS RETRY-13).
+    ///
+    /// ```
+    /// use mesh_core::extensions::Attempts;
+    ///
+    /// let a = Attempts::unless_hashed();
+    /// a.record_host("127.0.0.1:8081".parse().unwrap());
+    /// assert_eq!(a.hosts_to_avoid_for(false).len(), 1);
+    /// assert!(a.hosts_to_avoid_for(true).is_empty(), "same hash target on retry");
+    /// ```
+    pub fn unless_hashed() -> Self {
+        Self {
+            inner: Arc::new(AttemptsInner {
+                avoid_previous: true,
+                unless_hashed: true,
+                ..AttemptsInner::default()
+            }),
+        }
+    }
+
+    /// The endpoints a pick from a balancer that does (`hashed`) or does not use consistent
+    /// hashing should avoid.
+    pub fn hosts_to_avoid_for(&self, hashed: bool) -> Vec<SocketAddr> {
+        if hashed && self.inner.unless_hashed {
+            return Vec::new();
+        }
+        self.hosts_to_avoid()
     }
 
     /// Starts the next attempt and returns its 1-based number.
@@ -165,5 +198,34 @@ impl Attempts {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+}
+
+/// When the current attempt times out, set by the timeout and retry layers so that a layer
+/// below (outlier detection) can tell a timed-out attempt from a cancelled one when its future
+/// is dropped: a timeout counts against the endpoint (OD-2), a client going away does not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AttemptDeadline {
+    /// The deadline.
+    pub at: tokio::time::Instant,
+    /// Whether it is the per-try timeout (RETRY-8) rather than the route timeout (VS-34).
+    pub per_try: bool,
+}
+
+impl AttemptDeadline {
+    /// A deadline at `at`.
+    pub fn new(at: tokio::time::Instant, per_try: bool) -> Self {
+        Self { at, per_try }
+    }
+
+    /// Sets `deadline` on `extensions` unless an earlier one is already there.
+    pub fn tighten(extensions: &mut http::Extensions, deadline: AttemptDeadline) {
+        match extensions.get::<AttemptDeadline>() {
+            Some(existing) if existing.at <= deadline.at => {}
+            _ => {
+                extensions.insert(deadline);
+            }
+        }
     }
 }

@@ -43,9 +43,9 @@ use std::time::Duration;
 use http::{HeaderMap, HeaderValue, Request};
 use mesh_core::BoxError;
 use mesh_core::classify::{Failure, FailureError, is_grpc};
-use mesh_core::extensions::RouteInfo;
+use mesh_core::extensions::{AttemptDeadline, RouteInfo};
 use pin_project_lite::pin_project;
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 use tower::{Layer, Service};
 
 /// The gRPC deadline header.
@@ -147,6 +147,13 @@ where
         } else {
             route.filter(|t| !t.is_zero())
         };
+        if let Some(t) = timeout {
+            // Lets outlier detection below count an attempt this timeout cuts short (OD-2).
+            AttemptDeadline::tighten(
+                req.extensions_mut(),
+                AttemptDeadline::new(Instant::now() + t, false),
+            );
+        }
         TimeoutFuture {
             inner: self.inner.call(req),
             sleep: timeout.map(tokio::time::sleep),

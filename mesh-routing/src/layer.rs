@@ -251,7 +251,9 @@ fn prepare<B, R>(
     // (RETRY-13) and record this pick for the next attempt.
     let attempts = req.extensions().get::<Attempts>().cloned();
     let avoid = attempts.as_ref().map_or_else(Vec::new, |a| {
-        avoid_indices(dest.target.upstream(port).ok(), &a.hosts_to_avoid())
+        let upstream = dest.target.upstream(port).ok();
+        let hashed = upstream.is_some_and(|u| u.balancer.hash_policy().is_some());
+        avoid_indices(upstream, &a.hosts_to_avoid_for(hashed))
     });
     let selected = match decide::select(dest, &req, port, None, &avoid, &mut rng) {
         Ok(s) => s,

@@ -8,8 +8,8 @@ use std::task::{Context, Poll, ready};
 
 use http::{Request, Response};
 use mesh_core::BoxError;
-use mesh_core::classify::Outcome;
-use mesh_core::extensions::UpstreamEndpoint;
+use mesh_core::classify::{Failure, Outcome};
+use mesh_core::extensions::{AttemptDeadline, UpstreamEndpoint};
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
 use tower::{Layer, Service};
@@ -104,9 +104,11 @@ where
         if let Some(target) = &target {
             self.detector.maybe_sweep(&target.set, Instant::now());
         }
+        let deadline = req.extensions().get::<AttemptDeadline>().copied();
         OutlierDetectionFuture {
             inner: self.inner.call(req),
             report: target.map(|t| (Arc::clone(&self.detector), t)),
+            deadline,
         }
     }
 }
@@ -114,13 +116,34 @@ where
 pin_project! {
     /// The future of [`OutlierDetection`]: the inner call, then a report.
     ///
-    /// The outcome is reported when response headers arrive or the inner call fails. Dropping
-    /// the future before then reports nothing: a cancelled attempt says nothing about the
-    /// endpoint (timeouts must be inside this layer to be counted).
+    /// The outcome is reported when response headers arrive or the inner call fails. Dropped
+    /// before then, it reports a timeout if the attempt's [`AttemptDeadline`] (set by the
+    /// timeout and retry layers above) has passed — the per-try or route timer cut it short —
+    /// and nothing otherwise: a cancelled attempt says nothing about the endpoint.
     pub struct OutlierDetectionFuture<F> {
         #[pin]
         inner: F,
         report: Option<(Arc<OutlierDetector>, UpstreamEndpoint)>,
+        deadline: Option<AttemptDeadline>,
+    }
+
+    impl<F> PinnedDrop for OutlierDetectionFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            let (Some((detector, target)), Some(deadline)) = (this.report.take(), *this.deadline)
+            else {
+                return;
+            };
+            let now = Instant::now();
+            if now >= deadline.at {
+                let failure = if deadline.per_try {
+                    Failure::PerTryTimeout
+                } else {
+                    Failure::RouteTimeout
+                };
+                detector.report(&target.set, target.index, &Outcome::Failure(failure), now);
+            }
+        }
     }
 }
 

@@ -66,6 +66,8 @@ mod layer;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_timeouts;
 
 pub use self::config::OutlierConfig;
 pub use self::detector::{EjectionReason, OutlierDetector, Report};

@@ -11,7 +11,7 @@ use std::time::Duration;
 use http::{HeaderValue, Request, Response};
 use mesh_core::BoxError;
 use mesh_core::classify::{Failure, FailureError, Outcome};
-use mesh_core::extensions::Attempts;
+use mesh_core::extensions::{AttemptDeadline, Attempts};
 use mesh_core::random::Random;
 use pin_project_lite::pin_project;
 use tokio::time::Sleep;
@@ -206,7 +206,17 @@ where
         let attempts = match parts.extensions.get::<Attempts>() {
             Some(a) => a.clone(),
             None => {
-                let a = Attempts::new(config.policy.avoid_previous_hosts(false));
+                // RETRY-13: unset `retryIgnorePreviousHosts` depends on the destination's
+                // balancer, which routing below knows.
+                let (plain, hashed) = (
+                    config.policy.avoid_previous_hosts(false),
+                    config.policy.avoid_previous_hosts(true),
+                );
+                let a = if plain == hashed {
+                    Attempts::new(plain)
+                } else {
+                    Attempts::unless_hashed()
+                };
                 parts.extensions.insert(a.clone());
                 a
             }
@@ -312,9 +322,17 @@ impl<B> Ctx<B> {
         }
         let n = self.attempts.next_attempt();
         req.headers_mut().insert(ATTEMPT_COUNT, attempt_count(n));
+        let per_try = self.config.policy.per_try_timeout();
+        if let Some(t) = per_try {
+            // Lets outlier detection below count an attempt the per-try timer cuts short.
+            AttemptDeadline::tighten(
+                req.extensions_mut(),
+                AttemptDeadline::new(tokio::time::Instant::now() + t, true),
+            );
+        }
         State::Calling {
             future: service.call(req),
-            per_try: self.config.policy.per_try_timeout().map(tokio::time::sleep),
+            per_try: per_try.map(tokio::time::sleep),
         }
     }
 
