@@ -363,6 +363,72 @@ impl Pool {
         sender.send_request(req).await.map_err(|e| classify(&e))
     }
 
+    /// Makes sure a connection to `addr` is open (an idle HTTP/1.1 one, or the endpoint's
+    /// HTTP/2 one), opening it if needed, without sending anything: a connect failure here
+    /// happens before any request was handed over, so the caller may simply try again
+    /// (`reset-before-request`, SEMANTICS RETRY-14) without buffering the request.
+    pub async fn prepare(
+        &self,
+        addr: SocketAddr,
+        version: UpstreamVersion,
+        opts: &ConnectOptions,
+    ) -> Result<(), LocalReply> {
+        match version {
+            UpstreamVersion::Http1 => {
+                let ready = {
+                    let h1 = self.inner.h1.lock().unwrap_or_else(|e| e.into_inner());
+                    h1.get(&addr)
+                        .is_some_and(|idle| idle.iter().any(|c| !c.sender.is_closed()))
+                };
+                if ready {
+                    return Ok(());
+                }
+                let io = self.connect(addr, opts).await?;
+                let (sender, conn) = http1::Builder::new()
+                    .handshake(io)
+                    .await
+                    .map_err(|e| classify(&e))?;
+                tokio::spawn(async move {
+                    if let Err(error) = conn.with_upgrades().await {
+                        tracing::debug!(%addr, %error, "upstream http/1.1 connection ended");
+                    }
+                });
+                let mut h1 = self.inner.h1.lock().unwrap_or_else(|e| e.into_inner());
+                h1.entry(addr).or_default().push(IdleH1 {
+                    sender,
+                    since: Instant::now(),
+                    uses: 0,
+                });
+                Ok(())
+            }
+            UpstreamVersion::Http2 => {
+                let ready = {
+                    let h2 = self.inner.h2.lock().unwrap_or_else(|e| e.into_inner());
+                    h2.get(&addr).is_some_and(|c| !c.sender.is_closed())
+                };
+                if ready {
+                    return Ok(());
+                }
+                let io = self.connect(addr, opts).await?;
+                let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+                    .handshake(io)
+                    .await
+                    .map_err(|e| classify(&e))?;
+                tokio::spawn(async move {
+                    if let Err(error) = conn.await {
+                        tracing::debug!(%addr, %error, "upstream http/2 connection ended");
+                    }
+                });
+                self.inner
+                    .h2
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(addr, H2Conn { sender, uses: 0 });
+                Ok(())
+            }
+        }
+    }
+
     async fn connect(
         &self,
         addr: SocketAddr,

@@ -270,8 +270,8 @@ impl Attempt<'_> {
         first: FirstPick,
         rng: &mut Random,
     ) -> Result<Response<ProxyBody>, LocalReply> {
-        let guard = Arc::clone(self.guards.cluster(&first.cluster));
-        let policy = Arc::clone(self.guards.retry_policy(self.route));
+        let guard: &ClusterGuard = self.guards.cluster(&first.cluster);
+        let policy: &RetryPolicy = self.guards.retry_policy(self.route);
         let metrics = &self.shared.metrics.resilience;
         let (mut parts, body) = req.into_parts();
         // VS-34/VS-35: the route timeout, capped by the gRPC deadline the client sent; the
@@ -326,7 +326,7 @@ impl Attempt<'_> {
                 .insert("x-envoy-attempt-count", attempt_count(attempt));
             let (tried_result, contacted) = self
                 .try_once(
-                    &guard,
+                    guard,
                     Request::from_parts(attempt_parts, attempt_body),
                     &authority,
                     (&set, index, addr),
@@ -526,6 +526,10 @@ pub(crate) fn inbound_retry_policy() -> RetryPolicy {
 }
 
 /// Forwards an inbound request to the local app with the inbound retry policy (RETRY-14).
+///
+/// `reset-before-request` only matches failures before the request reached the app, so the
+/// retries happen at the connection step ([`crate::pool::Pool::prepare`]): the request is
+/// handed over once, never copied or buffered.
 pub(crate) async fn inbound_attempts(
     shared: &Shared,
     policy: &RetryPolicy,
@@ -533,54 +537,35 @@ pub(crate) async fn inbound_attempts(
     authority: http::uri::Authority,
     version: UpstreamVersion,
 ) -> Result<Response<ProxyBody>, LocalReply> {
-    let (mut parts, body) = req.into_parts();
-    let mut body = ReplayBody::new(body, DEFAULT_MAX_REPLAY_BUFFER);
     let app = Arc::clone(&shared.inbound_cluster);
+    let addr = shared.settings.app;
+    let connect = ConnectOptions::default();
     let mut rng = Random::thread();
     let mut attempt = 1;
-    loop {
-        let replay = if attempt <= policy.max_retries() {
-            body.try_clone()
-        } else {
-            None
-        };
-        let attempt_parts = if replay.is_some() {
-            clone_parts(&parts)
-        } else {
-            std::mem::replace(&mut parts, Request::new(()).into_parts().0)
-        };
-        let result = forward_once(
-            shared,
-            Direction::Inbound,
-            (Request::from_parts(attempt_parts, body), authority.clone()),
-            shared.settings.app,
-            version,
-            Some((&app, 0)),
-            Sent::default(),
-        )
-        .await;
-        let reply = match result {
-            Ok(resp) => return Ok(resp),
-            Err(reply) => reply,
-        };
+    while let Err(reply) = shared.pool.prepare(addr, version, &connect).await {
         let failure = failure_of_reply(&reply);
         let retry = policy.should_retry(&Outcome::Failure(failure), None);
-        match replay {
-            Some(next) if retry && next.is_replayable() => {
-                tokio::time::sleep(policy.backoff(attempt, &mut rng)).await;
-                body = next;
-                attempt += 1;
-            }
-            _ => {
-                let retried = attempt > 1;
-                let stop =
-                    (retry && attempt > policy.max_retries()).then_some(RetryStop::Exhausted);
-                return Err(if retried || stop.is_some() {
-                    failed_reply(failure, retried, stop)
-                } else {
-                    reply
-                });
-            }
+        if !retry {
+            return Err(reply);
         }
+        if attempt > policy.max_retries() {
+            return Err(failed_reply(
+                failure,
+                attempt > 1,
+                Some(RetryStop::Exhausted),
+            ));
+        }
+        tokio::time::sleep(policy.backoff(attempt, &mut rng)).await;
+        attempt += 1;
     }
+    forward_once(
+        shared,
+        Direction::Inbound,
+        (req.map(|b| ReplayBody::new(b, 0)), authority),
+        addr,
+        version,
+        Some((&app, 0)),
+        Sent::default(),
+    )
+    .await
 }
