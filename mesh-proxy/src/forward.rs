@@ -1,11 +1,12 @@
 //! The request path: where a request goes and how it is forwarded (outbound and inbound).
 //!
 //! Outbound (SEMANTICS HOST-6, HOST-7): the destination is the absolute-form URI's authority
-//! (apps using `HTTP_PROXY`) or else `Host`/`:authority`; the host finds a service the way
-//! Istio resolves names for this proxy's namespace; the port (from the authority, else 80, or
-//! 443 for `https`) picks the service port's cluster; an endpoint is picked round robin (the
-//! routing issue replaces this with VirtualService routing and the DestinationRule's balancer).
-//! Inbound: everything goes to the local app.
+//! (apps using `HTTP_PROXY`) or else `Host`/`:authority`; `mesh-routing` decides the route,
+//! the destination and the endpoint (VirtualService and DestinationRule); the attempts —
+//! route timeout, retries, circuit breaking, outlier detection — run in
+//! [`crate::resilience`]; [`forward_once`] sends one attempt through the pool. Mirrors get a
+//! tee'd copy of the body. Inbound: everything goes to the local app, with Istio's inbound
+//! retry of connect failures (RETRY-14).
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
