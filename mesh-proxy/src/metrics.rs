@@ -131,60 +131,51 @@ impl ResilienceMetrics {
         );
     }
 
-    fn inc(family: &Family<ClusterLabels, Counter>, cluster: &str) {
-        family
-            .get_or_create(&ClusterLabels {
-                cluster: cluster.to_owned(),
-            })
-            .inc();
-    }
-
-    /// A retry sent.
-    pub fn retry(&self, cluster: &str) {
-        Self::inc(&self.retries, cluster);
-    }
-
-    /// Attempts used up while a retry was wanted (URX).
-    pub fn retry_limit_exceeded(&self, cluster: &str) {
-        Self::inc(&self.retry_limit_exceeded, cluster);
-    }
-
-    /// A retry refused by `maxRetries` or (when `budget`) the retry budget.
-    pub fn retry_overflow(&self, cluster: &str, budget: bool) {
-        Self::inc(&self.retry_overflow, cluster);
-        if budget {
-            Self::inc(&self.budget_exhausted, cluster);
+    fn family(&self, event: ClusterEvent) -> &Family<ClusterLabels, Counter> {
+        match event {
+            ClusterEvent::Retry => &self.retries,
+            ClusterEvent::RetryLimitExceeded => &self.retry_limit_exceeded,
+            ClusterEvent::RetryOverflow => &self.retry_overflow,
+            ClusterEvent::BudgetExhausted => &self.budget_exhausted,
+            ClusterEvent::Timeout => &self.timeouts,
+            ClusterEvent::PerTryTimeout => &self.per_try_timeouts,
+            ClusterEvent::Overflow => &self.overflow,
+            ClusterEvent::EjectionOverflow => &self.ejection_overflow,
         }
     }
 
-    /// The route timeout fired.
-    pub fn timeout(&self, cluster: &str) {
-        Self::inc(&self.timeouts, cluster);
-    }
-
-    /// A per-try timeout fired.
-    pub fn per_try_timeout(&self, cluster: &str) {
-        Self::inc(&self.per_try_timeouts, cluster);
-    }
-
-    /// A circuit-breaker overflow.
-    pub fn overflow(&self, cluster: &str) {
-        Self::inc(&self.overflow, cluster);
-    }
-
-    /// An endpoint ejected by `reason`.
-    pub fn ejection(&self, cluster: &str, reason: &'static str) {
-        self.ejections
-            .get_or_create(&EjectionLabels {
-                cluster: cluster.to_owned(),
-                reason,
+    /// Counts `event` for `cluster`. The handle is looked up (a label allocation and the
+    /// family's lock) once per cluster and config version, then kept in `counters`, so an
+    /// overflow storm costs an atomic add per request.
+    pub fn count(&self, counters: &ClusterCounters, cluster: &str, event: ClusterEvent) {
+        counters.events[event as usize]
+            .get_or_init(|| {
+                self.family(event)
+                    .get_or_create(&ClusterLabels {
+                        cluster: cluster.to_owned(),
+                    })
+                    .clone()
             })
             .inc();
     }
 
-    /// An ejection prevented by `maxEjectionPercent`.
-    pub fn ejection_overflow(&self, cluster: &str) {
-        Self::inc(&self.ejection_overflow, cluster);
+    /// Counts an ejection of `cluster`'s endpoint by detector `reason` (one of three).
+    pub fn ejection(&self, counters: &ClusterCounters, cluster: &str, reason: &'static str) {
+        let slot = match reason {
+            "consecutive_5xx" => 0,
+            "consecutive_gateway_failure" => 1,
+            _ => 2,
+        };
+        counters.ejections[slot]
+            .get_or_init(|| {
+                self.ejections
+                    .get_or_create(&EjectionLabels {
+                        cluster: cluster.to_owned(),
+                        reason,
+                    })
+                    .clone()
+            })
+            .inc();
     }
 
     /// Sets the ejected-now gauge of each cluster with outlier detection (at scrape time).
@@ -198,6 +189,35 @@ impl ResilienceMetrics {
                 .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
     }
+}
+
+/// What the guard rails count per cluster (SEMANTICS RETRY-12, RES-4, OD-8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClusterEvent {
+    /// A retry sent.
+    Retry,
+    /// Attempts used up while a retry was wanted (`URX`).
+    RetryLimitExceeded,
+    /// A retry refused by `maxRetries` or the retry budget (`UO`).
+    RetryOverflow,
+    /// A retry refused by the retry budget.
+    BudgetExhausted,
+    /// The route timeout fired (`UT`).
+    Timeout,
+    /// A per-try timeout fired.
+    PerTryTimeout,
+    /// A circuit-breaker overflow (`UO`).
+    Overflow,
+    /// An ejection prevented by `maxEjectionPercent`.
+    EjectionOverflow,
+}
+
+/// One cluster's counter handles, resolved on first use.
+#[derive(Debug, Default)]
+pub struct ClusterCounters {
+    events: [std::sync::OnceLock<Counter>; 8],
+    ejections: [std::sync::OnceLock<Counter>; 3],
 }
 
 /// Per-listener request-path handles.

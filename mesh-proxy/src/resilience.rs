@@ -33,6 +33,7 @@ use crate::body::{ProxyBody, RequestBody};
 use crate::forward::{Sent, forward_once};
 use crate::headers::Direction;
 use crate::local_reply::{LocalReply, ResetReason, RetryStop, UpstreamFailure, UpstreamFlag};
+use crate::metrics::{ClusterCounters, ClusterEvent};
 use crate::pool::{ConnectOptions, UpstreamVersion};
 use crate::proxy::Shared;
 
@@ -43,6 +44,8 @@ pub(crate) struct ClusterGuard {
     pub(crate) breaker: CircuitBreaker,
     pub(crate) outlier: Option<Arc<OutlierDetector>>,
     pub(crate) connect: ConnectOptions,
+    /// Metric handles, resolved on first use.
+    pub(crate) counters: ClusterCounters,
 }
 
 impl ClusterGuard {
@@ -79,6 +82,7 @@ impl ClusterGuard {
             breaker,
             outlier,
             connect: ConnectOptions::from_config(policy.connection_pool.as_ref()),
+            counters: ClusterCounters::default(),
         }
     }
 
@@ -88,6 +92,7 @@ impl ClusterGuard {
             breaker: CircuitBreaker::unlimited(),
             outlier: None,
             connect: ConnectOptions::default(),
+            counters: ClusterCounters::default(),
         }
     }
 }
@@ -273,6 +278,7 @@ impl Attempt<'_> {
         let guard: &ClusterGuard = self.guards.cluster(&first.cluster);
         let policy: &RetryPolicy = self.guards.retry_policy(self.route);
         let metrics = &self.shared.metrics.resilience;
+        let count = |event| metrics.count(&guard.counters, &guard.name, event);
         let (mut parts, body) = req.into_parts();
         // VS-34/VS-35: the route timeout, capped by the gRPC deadline the client sent; the
         // header the upstream sees carries the effective deadline.
@@ -343,17 +349,17 @@ impl Attempt<'_> {
                 let report = od.report(&set, index, &outcome, Instant::now());
                 if let Some(reason) = report.ejected {
                     tracing::debug!(cluster = %guard.name, endpoint = %addr, reason = reason.as_str(), "ejecting endpoint");
-                    metrics.ejection(&guard.name, reason.as_str());
+                    metrics.ejection(&guard.counters, &guard.name, reason.as_str());
                 }
                 if report.overflow {
-                    metrics.ejection_overflow(&guard.name);
+                    metrics.count(&guard.counters, &guard.name, ClusterEvent::EjectionOverflow);
                 }
             }
             if let Tried::Failed(f) = &tried_result {
                 match f {
-                    Failure::PerTryTimeout => metrics.per_try_timeout(&guard.name),
-                    Failure::RouteTimeout => metrics.timeout(&guard.name),
-                    Failure::Overflow => metrics.overflow(&guard.name),
+                    Failure::PerTryTimeout => count(ClusterEvent::PerTryTimeout),
+                    Failure::RouteTimeout => count(ClusterEvent::Timeout),
+                    Failure::Overflow => count(ClusterEvent::Overflow),
                     _ => {}
                 }
             }
@@ -376,7 +382,7 @@ impl Attempt<'_> {
                 return finish(tried_result, None);
             }
             if attempt > max_retries {
-                metrics.retry_limit_exceeded(&guard.name);
+                count(ClusterEvent::RetryLimitExceeded);
                 return finish(tried_result, Some(RetryStop::Exhausted));
             }
             let Some(replay) = replay.filter(ReplayBody::is_replayable) else {
@@ -388,7 +394,10 @@ impl Attempt<'_> {
             match guard.breaker.try_retry() {
                 Ok(p) => retry_permit = Some(p),
                 Err(denied) => {
-                    metrics.retry_overflow(&guard.name, denied.budget);
+                    count(ClusterEvent::RetryOverflow);
+                    if denied.budget {
+                        count(ClusterEvent::BudgetExhausted);
+                    }
                     return finish(tried_result, Some(RetryStop::Overflow));
                 }
             }
@@ -401,7 +410,7 @@ impl Attempt<'_> {
             match deadline {
                 Some(d) if d <= wake => {
                     tokio::time::sleep_until(d).await;
-                    metrics.timeout(&guard.name);
+                    count(ClusterEvent::Timeout);
                     return Err(failed_reply(Failure::RouteTimeout, retried, None));
                 }
                 _ => tokio::time::sleep_until(wake).await,
@@ -429,7 +438,7 @@ impl Attempt<'_> {
                 // No endpoint left to retry on: Envoy's `no healthy upstream` (UH).
                 Err(_) => return Err(LocalReply::NoHealthyUpstream),
             }
-            metrics.retry(&guard.name);
+            count(ClusterEvent::Retry);
             next_body = Some(replay);
             attempt += 1;
         }
