@@ -1,6 +1,39 @@
-//! Zero-trust identity for the mesh SDK.
+//! Zero-trust identity for the mesh SDK: SPIFFE IDs, X.509-SVID verification, a development
+//! CA, and Istio's AuthorizationPolicy engine.
 //!
-//! This crate will hold SPIFFE IDs, X.509-SVID parsing and verification, rustls verifiers that
-//! check a peer's SPIFFE ID against a trust bundle, rotating certificate sources,
-//! PeerAuthentication modes, and the AuthorizationPolicy engine and its layer.
+//! `mesh-identity` is a leaf crate (DESIGN.md): it reads the config model of `mesh-core` and
+//! imports no other leaf. What is here today (SEMANTICS §7, §8):
+//!
+//! | module | what | rules |
+//! |---|---|---|
+//! | [`spiffe`] | [`SpiffeId`] and [`TrustDomain`]: the SPIFFE ID grammar, Istio's `spiffe://TD/ns/NS/sa/SA` form and the principal form `TD/ns/NS/sa/SA` | SPIFFE-1..3 |
+//! | [`svid`] | [`TrustBundle`] and [`verify_svid`](svid::verify_svid): an X.509-SVID chain checked against the bundle of its own trust domain, exactly one URI SAN, leaf and CA constraints, key usage, validity | SPIFFE-4..8 |
+//! | [`ca`] | [`DevCa`]: a development CA that issues 24 h SVIDs (never for production) | SPIFFE-10 |
+//! | [`authz`] | [`AuthzTable`]: the AuthorizationPolicies that apply to a workload, compiled once, and a decision per request (CUSTOM → DENY → ALLOW, AUDIT, dry run) | AUTHZ-1..27 |
+//!
+//! Still to come (issue 6): rustls verifiers on top of `svid`, rotating certificate sources,
+//! PeerAuthentication modes, and the layers that put all of it on a request path.
+//!
+//! ```
+//! use mesh_identity::{DevCa, SpiffeId, TrustDomain};
+//! use mesh_identity::svid::verify_svid;
+//! use rustls_pki_types::UnixTime;
+//!
+//! let td: TrustDomain = "cluster.local".parse().unwrap();
+//! let ca = DevCa::new(&td, mesh_identity::ca::DEFAULT_CA_TTL).unwrap();
+//! let id = SpiffeId::istio(&td, "production", "order-service").unwrap();
+//! let svid = ca.issue(&id, mesh_identity::ca::DEFAULT_SVID_TTL).unwrap();
+//! let verified = verify_svid(svid.chain(), &ca.bundle(), UnixTime::now()).unwrap();
+//! assert_eq!(verified.spiffe_id.principal(), "cluster.local/ns/production/sa/order-service");
+//! ```
 #![forbid(unsafe_code)]
+
+pub mod authz;
+pub mod ca;
+pub mod spiffe;
+pub mod svid;
+
+pub use authz::{AuthzRequest, AuthzTable, Decision};
+pub use ca::DevCa;
+pub use spiffe::{SpiffeId, TrustDomain};
+pub use svid::TrustBundle;
