@@ -9,10 +9,11 @@
 //! | [`spiffe`] | [`SpiffeId`] and [`TrustDomain`]: the SPIFFE ID grammar, Istio's `spiffe://TD/ns/NS/sa/SA` form and the principal form `TD/ns/NS/sa/SA` | SPIFFE-1..3 |
 //! | [`svid`] | [`TrustBundle`] and [`verify_svid`](svid::verify_svid): an X.509-SVID chain checked against the bundle of its own trust domain, exactly one URI SAN, leaf and CA constraints, key usage, validity | SPIFFE-4..8 |
 //! | [`ca`] | [`DevCa`]: a development CA that issues 24 h SVIDs (never for production) | SPIFFE-10 |
+//! | [`tls`] | rustls verifiers that check the peer's SVID and SPIFFE ID (`SpiffeServerVerifier` with the expected server identity, `SpiffeClientVerifier`), client/server configs with TLS 1.2/1.3 and ALPN `h2`/`http/1.1` | SPIFFE-9, SPIFFE-12 |
 //! | [`authz`] | [`AuthzTable`]: the AuthorizationPolicies that apply to a workload, compiled once, and a decision per request (CUSTOM → DENY → ALLOW, AUDIT, dry run) | AUTHZ-1..27 |
 //!
-//! Still to come (issue 6): rustls verifiers on top of `svid`, rotating certificate sources,
-//! PeerAuthentication modes, and the layers that put all of it on a request path.
+//! Still to come (issue 6): rotating certificate sources, PeerAuthentication modes, and the
+//! layers and proxy wiring that put all of it on a request path.
 //!
 //! ```
 //! use mesh_identity::{DevCa, SpiffeId, TrustDomain};
@@ -32,6 +33,7 @@ pub mod authz;
 pub mod ca;
 pub mod spiffe;
 pub mod svid;
+pub mod tls;
 
 pub use authz::{AuthzRequest, AuthzTable, Decision};
 pub use ca::DevCa;
