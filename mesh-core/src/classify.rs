@@ -263,7 +263,7 @@ pub fn failure_of(error: &(dyn StdError + 'static)) -> Failure {
         if text.contains("REFUSED_STREAM") || text.contains("refused stream") {
             return Failure::RefusedStream;
         }
-        if text.contains("stream error received") {
+        if text.contains("stream error received") || text.contains("RST_STREAM") {
             return Failure::RemoteReset;
         }
         if text.starts_with("error trying to connect") || text.contains("client error (Connect)") {

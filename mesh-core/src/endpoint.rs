@@ -319,6 +319,17 @@ impl EndpointSet {
         self.endpoints.is_empty()
     }
 
+    /// Indices of the endpoints whose address is in `addrs` (the endpoints a retry should
+    /// avoid, RETRY-13, given as addresses because the set may have changed since).
+    pub fn indices_of(&self, addrs: &[SocketAddr]) -> Vec<usize> {
+        if addrs.is_empty() {
+            return Vec::new();
+        }
+        (0..self.endpoints.len())
+            .filter(|&i| addrs.contains(&self.endpoints[i].addr))
+            .collect()
+    }
+
     /// Number of endpoints currently healthy.
     pub fn healthy_count(&self) -> usize {
         self.stats
@@ -387,5 +398,7 @@ mod tests {
         assert_eq!(s.stats(0).rq_active(), 0);
         let next = s.carry_over(vec![s.endpoint(0).clone()]);
         assert_eq!(next.stats(0).rq_total(), 2);
+        assert_eq!(s.indices_of(&[s.endpoint(1).addr]), vec![1]);
+        assert!(s.indices_of(&[]).is_empty());
     }
 }

@@ -286,13 +286,8 @@ pub fn grpc_status(status: StatusCode) -> u16 {
     }
 }
 
-/// Whether a request is gRPC (`content-type: application/grpc*`).
-pub fn is_grpc(headers: &http::HeaderMap) -> bool {
-    headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/grpc"))
-}
+/// Whether a request is gRPC (`content-type: application/grpc*`); the shared definition.
+pub use mesh_core::classify::is_grpc;
 
 #[cfg(test)]
 mod tests {

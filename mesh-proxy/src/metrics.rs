@@ -11,6 +11,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::headers::Direction;
+use mesh_resilience::outlier::EjectionReason;
 
 /// `{listener}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -160,12 +161,13 @@ impl ResilienceMetrics {
     }
 
     /// Counts an ejection of `cluster`'s endpoint by detector `reason` (one of three).
-    pub fn ejection(&self, counters: &ClusterCounters, cluster: &str, reason: &'static str) {
+    pub fn ejection(&self, counters: &ClusterCounters, cluster: &str, reason: EjectionReason) {
         let slot = match reason {
-            "consecutive_5xx" => 0,
-            "consecutive_gateway_failure" => 1,
+            EjectionReason::Consecutive5xx => 0,
+            EjectionReason::ConsecutiveGateway => 1,
             _ => 2,
         };
+        let reason = reason.as_str();
         counters.ejections[slot]
             .get_or_init(|| {
                 self.ejections

@@ -27,6 +27,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::local_reply::{LocalReply, ResetReason};
+use mesh_core::classify::{Failure, failure_of};
 
 /// The HTTP version to speak to an upstream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -454,46 +455,22 @@ impl Pool {
     }
 }
 
-/// Maps a hyper client error before response headers to Envoy's local reply.
+/// Maps a hyper client error before response headers to Envoy's local reply, through the
+/// shared classification (`mesh_core::classify::failure_of`).
 fn classify(error: &hyper::Error) -> LocalReply {
     tracing::debug!(%error, "upstream request failed");
     if error.is_parse() || error.is_parse_status() {
-        LocalReply::UpstreamProtocolError
-    } else if is_refused_stream(error) {
+        return LocalReply::UpstreamProtocolError;
+    }
+    let reason = match failure_of(error) {
         // Never processed by the upstream: `refused-stream` and `reset-before-request`.
-        LocalReply::UpstreamReset(ResetReason::RefusedStream)
-    } else if is_stream_reset(error) {
-        LocalReply::UpstreamReset(ResetReason::RemoteReset)
-    } else {
-        LocalReply::UpstreamReset(ResetReason::ConnectionTermination)
-    }
-}
-
-/// Whether the peer refused an HTTP/2 stream (`REFUSED_STREAM`; h2 names the reason in its
-/// error text).
-fn is_refused_stream(error: &hyper::Error) -> bool {
-    let mut source = std::error::Error::source(error);
-    while let Some(e) = source {
-        let text = e.to_string();
-        if text.contains("refused stream") || text.contains("REFUSED_STREAM") {
-            return true;
-        }
-        source = e.source();
-    }
-    false
-}
-
-/// Whether an HTTP/2 stream was reset by the peer (hyper reports it as an h2 error source).
-fn is_stream_reset(error: &hyper::Error) -> bool {
-    let mut source = std::error::Error::source(error);
-    while let Some(e) = source {
-        let text = e.to_string();
-        if text.contains("stream error received") || text.contains("RST_STREAM") {
-            return true;
-        }
-        source = e.source();
-    }
-    false
+        Failure::RefusedStream => ResetReason::RefusedStream,
+        Failure::RemoteReset => ResetReason::RemoteReset,
+        Failure::ProtocolError => return LocalReply::UpstreamProtocolError,
+        Failure::ConnectFailure => ResetReason::ConnectionFailure,
+        _ => ResetReason::ConnectionTermination,
+    };
+    LocalReply::UpstreamReset(reason)
 }
 
 #[cfg(test)]

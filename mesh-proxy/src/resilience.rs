@@ -252,12 +252,8 @@ fn upstream_failure(f: Failure) -> UpstreamFailure {
 
 /// The reply for a failed last attempt.
 fn failed_reply(f: Failure, retried: bool, stop: Option<RetryStop>) -> LocalReply {
-    match (f, retried, stop) {
-        (Failure::Overflow, ..) => LocalReply::Overflow,
-        (Failure::PerTryTimeout | Failure::RouteTimeout, false, None) => LocalReply::Timeout,
-        (Failure::ConnectFailure, false, None) => {
-            LocalReply::UpstreamReset(ResetReason::ConnectionFailure)
-        }
+    match f {
+        Failure::Overflow => LocalReply::Overflow,
         _ => LocalReply::Upstream {
             failure: upstream_failure(f),
             retried,
@@ -302,19 +298,11 @@ impl Attempt<'_> {
         let avoid_previous = policy.avoid_previous_hosts(first.consistent_hash);
         let mut tried: Vec<SocketAddr> = Vec::new();
         let (mut set, mut index, mut addr) = (first.endpoints, first.index, first.addr);
-        let mut next_body = Some(body);
+        let mut attempt_body = body;
         let mut retry_permit = None;
         let mut probe: Option<Request<()>> = None;
         let mut attempt: u32 = 1;
         loop {
-            let Some(attempt_body) = next_body.take() else {
-                // Unreachable by construction: each loop turn starts with a body.
-                return Err(LocalReply::Upstream {
-                    failure: UpstreamFailure::Reset(ResetReason::LocalReset),
-                    retried: attempt > 1,
-                    stop: None,
-                });
-            };
             // A copy for the next attempt, taken before this one consumes the body.
             let replay = if attempt <= max_retries {
                 attempt_body.try_clone()
@@ -349,7 +337,7 @@ impl Attempt<'_> {
                 let report = od.report(&set, index, &outcome, Instant::now());
                 if let Some(reason) = report.ejected {
                     tracing::debug!(cluster = %guard.name, endpoint = %addr, reason = reason.as_str(), "ejecting endpoint");
-                    metrics.ejection(&guard.counters, &guard.name, reason.as_str());
+                    metrics.ejection(&guard.counters, &guard.name, reason);
                 }
                 if report.overflow {
                     metrics.count(&guard.counters, &guard.name, ClusterEvent::EjectionOverflow);
@@ -421,10 +409,7 @@ impl Attempt<'_> {
             let sweep_cluster = &first.cluster;
             self.guards.sweep(sweep_cluster);
             let avoid = if avoid_previous {
-                let current = sweep_cluster.endpoints();
-                (0..current.len())
-                    .filter(|&i| tried.contains(&current.endpoint(i).addr))
-                    .collect()
+                sweep_cluster.endpoints().indices_of(&tried)
             } else {
                 Vec::new()
             };
@@ -439,7 +424,7 @@ impl Attempt<'_> {
                 Err(_) => return Err(LocalReply::NoHealthyUpstream),
             }
             count(ClusterEvent::Retry);
-            next_body = Some(replay);
+            attempt_body = replay;
             attempt += 1;
         }
     }

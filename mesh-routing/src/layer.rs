@@ -64,7 +64,6 @@
 //! ```
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
@@ -184,20 +183,6 @@ impl Post {
     }
 }
 
-/// Indices in the upstream's current endpoint set of the addresses already tried.
-fn avoid_indices(upstream: Option<&crate::route::Upstream>, hosts: &[SocketAddr]) -> Vec<usize> {
-    let Some(upstream) = upstream else {
-        return Vec::new();
-    };
-    if hosts.is_empty() {
-        return Vec::new();
-    }
-    let set = upstream.cluster.endpoints();
-    (0..set.len())
-        .filter(|&i| hosts.contains(&set.endpoint(i).addr))
-        .collect()
-}
-
 fn destination(route: &Route, i: usize) -> Option<&WeightedDestination> {
     match &route.action {
         Action::Forward { destinations, .. } => destinations.get(i),
@@ -251,9 +236,15 @@ fn prepare<B, R>(
     // (RETRY-13) and record this pick for the next attempt.
     let attempts = req.extensions().get::<Attempts>().cloned();
     let avoid = attempts.as_ref().map_or_else(Vec::new, |a| {
-        let upstream = dest.target.upstream(port).ok();
-        let hashed = upstream.is_some_and(|u| u.balancer.hash_policy().is_some());
-        avoid_indices(upstream, &a.hosts_to_avoid_for(hashed))
+        dest.target.upstream(port).map_or_else(
+            |_| Vec::new(),
+            |u| {
+                let hashed = u.balancer.hash_policy().is_some();
+                u.cluster
+                    .endpoints()
+                    .indices_of(&a.hosts_to_avoid_for(hashed))
+            },
+        )
     });
     let selected = match decide::select(dest, &req, port, None, &avoid, &mut rng) {
         Ok(s) => s,

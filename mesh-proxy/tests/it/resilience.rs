@@ -664,3 +664,39 @@ async fn inbound_retries_only_what_never_reached_the_app() {
     assert_eq!(r.status(), 503);
     assert_eq!(app.request_count(), 1);
 }
+
+#[tokio::test]
+async fn grpc_timeout_is_capped_by_the_route_timeout() {
+    // SEMANTICS VS-35: for gRPC the deadline is min(route timeout, grpc-timeout) and the
+    // upstream sees it: `grpc-timeout: 5S` under `timeout: 1s` arrives as `1000m`.
+    let up = TestServer::builder().start().await;
+    let yaml = service("svc", &[up.addr()], "") + &route("svc", "timeout: 1s");
+    let h = Harness::start(&yaml).await;
+    let r = send(
+        h.out(),
+        Request::post(format!("http://{}/pkg.Svc/Call", h.out()))
+            .header("host", "svc:9080")
+            .header("content-type", "application/grpc")
+            .header("grpc-timeout", "5S"),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(up.requests()[0].header("grpc-timeout"), Some("1000m"));
+}
+
+#[tokio::test]
+async fn max_requests_per_connection_one_disables_keep_alive() {
+    // SEMANTICS DR-14: `maxRequestsPerConnection: 1` → one request per upstream connection.
+    let up = TestServer::builder().http1_only().start().await;
+    let yaml = service(
+        "svc",
+        &[up.addr()],
+        "{connectionPool: {http: {maxRequestsPerConnection: 1}}}",
+    );
+    let h = Harness::start(&yaml).await;
+    for _ in 0..4 {
+        assert_eq!(get(&h, "/").await.status(), 200);
+    }
+    assert_eq!(up.request_count(), 4);
+    assert_eq!(up.connection_count(), 4);
+}
