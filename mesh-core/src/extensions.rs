@@ -229,3 +229,136 @@ impl AttemptDeadline {
         }
     }
 }
+
+/// The downstream connection a request arrived on, as the server that accepted it saw it:
+/// what authorization (`remoteIpBlocks`, `destination.ip`/`port`), telemetry and access logs
+/// read. A server inserts it into every request of the connection.
+///
+/// ```
+/// use mesh_core::extensions::{Downstream, PeerIdentity};
+///
+/// let peer = PeerIdentity::new("spiffe://cluster.local/ns/production/sa/order-service-sa");
+/// let conn = Downstream::new("10.0.0.7:51000".parse().unwrap(), "10.0.0.9:8080".parse().unwrap())
+///     .with_peer(peer);
+/// assert!(conn.is_mtls());
+/// assert_eq!(conn.peer.as_ref().unwrap().principal(), "cluster.local/ns/production/sa/order-service-sa");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Downstream {
+    /// The client's address.
+    pub remote: SocketAddr,
+    /// The address the connection was accepted on.
+    pub local: SocketAddr,
+    /// The peer's verified SPIFFE identity, on an mTLS connection (SEMANTICS PA-5); `None` on
+    /// plaintext.
+    pub peer: Option<PeerIdentity>,
+    /// The SNI the client sent, on a TLS connection.
+    pub sni: Option<Arc<str>>,
+}
+
+impl Downstream {
+    /// A plaintext connection from `remote`, accepted on `local`.
+    pub fn new(remote: SocketAddr, local: SocketAddr) -> Self {
+        Self {
+            remote,
+            local,
+            peer: None,
+            sni: None,
+        }
+    }
+
+    /// The same connection, authenticated by mTLS as `peer`.
+    pub fn with_peer(mut self, peer: PeerIdentity) -> Self {
+        self.peer = Some(peer);
+        self
+    }
+
+    /// The same connection, with the SNI the client sent.
+    pub fn with_sni(mut self, sni: impl Into<Arc<str>>) -> Self {
+        self.sni = Some(sni.into());
+        self
+    }
+
+    /// Whether the peer was authenticated by mTLS (`connection_security_policy="mutual_tls"`).
+    pub fn is_mtls(&self) -> bool {
+        self.peer.is_some()
+    }
+}
+
+/// A peer's SPIFFE ID, verified by an mTLS handshake (SEMANTICS PA-5, SPIFFE-3).
+///
+/// Holds the URI form (`spiffe://cluster.local/ns/default/sa/web`); the principal used by
+/// AuthorizationPolicy and metrics is the same without `spiffe://`. Cloning shares the text.
+///
+/// ```
+/// use mesh_core::extensions::PeerIdentity;
+///
+/// let id = PeerIdentity::new("spiffe://cluster.local/ns/default/sa/web");
+/// assert_eq!(id.principal(), "cluster.local/ns/default/sa/web");
+/// assert_eq!(id.namespace(), Some("default"));
+/// assert_eq!(id.service_account(), Some("web"));
+/// assert_eq!(PeerIdentity::new("spiffe://example.org/payments").namespace(), None);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PeerIdentity {
+    uri: Arc<str>,
+}
+
+impl PeerIdentity {
+    /// The identity with SPIFFE URI `uri` (already verified by the caller).
+    pub fn new(uri: impl Into<Arc<str>>) -> Self {
+        Self { uri: uri.into() }
+    }
+
+    /// The SPIFFE URI, `spiffe://TD/path`.
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    /// The principal: the URI without `spiffe://` (`TD/ns/NS/sa/SA`).
+    pub fn principal(&self) -> &str {
+        self.uri.strip_prefix("spiffe://").unwrap_or(&self.uri)
+    }
+
+    /// The trust domain.
+    pub fn trust_domain(&self) -> &str {
+        let p = self.principal();
+        p.split_once('/').map_or(p, |(td, _)| td)
+    }
+
+    /// The namespace of an Istio-form ID (`/ns/NS/sa/SA`); `None` for other paths (AUTHZ-12).
+    pub fn namespace(&self) -> Option<&str> {
+        self.istio_parts().map(|(ns, _)| ns)
+    }
+
+    /// The service account of an Istio-form ID.
+    pub fn service_account(&self) -> Option<&str> {
+        self.istio_parts().map(|(_, sa)| sa)
+    }
+
+    fn istio_parts(&self) -> Option<(&str, &str)> {
+        let (_, path) = self.principal().split_once('/')?;
+        let mut parts = path.split('/');
+        match (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) {
+            (Some("ns"), Some(ns), Some("sa"), Some(sa), None)
+                if !ns.is_empty() && !sa.is_empty() =>
+            {
+                Some((ns, sa))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for PeerIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.uri)
+    }
+}

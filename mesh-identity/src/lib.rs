@@ -31,9 +31,13 @@
 
 pub mod authz;
 pub mod ca;
+pub mod credentials;
+pub mod layer;
+pub mod peer_auth;
 pub mod spiffe;
 pub mod svid;
 pub mod tls;
+pub mod xfcc;
 
 pub use authz::{AuthzRequest, AuthzTable, Decision};
 pub use ca::DevCa;

@@ -36,4 +36,4 @@ mod server;
 pub mod settings;
 
 pub use proxy::{Proxy, RunningProxy, StartError};
-pub use settings::{LogFormat, ProxySettings};
+pub use settings::{IdentitySource, LogFormat, ProxySettings};

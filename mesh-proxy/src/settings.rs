@@ -51,6 +51,56 @@ pub struct ProxySettings {
     pub drain_timeout: Duration,
     /// Log format.
     pub log_format: LogFormat,
+    /// Where the proxy's SVID and trust bundle come from (`--cert --key --ca`, or an in-process
+    /// development CA). Without one the proxy neither terminates nor originates mTLS.
+    pub identity: IdentitySource,
+    /// Former names of the trust domain, accepted as equivalent by authorization
+    /// (`--trust-domain-alias`, SEMANTICS SPIFFE-11, AUTHZ-27).
+    pub trust_domain_aliases: Vec<String>,
+}
+
+/// Where a proxy's own certificate, key and trust bundle come from (SEMANTICS SPIFFE-10).
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub enum IdentitySource {
+    /// No identity: plaintext only (auto mTLS off; `ISTIO_MUTUAL` destinations fail to connect,
+    /// STRICT inbound ports refuse every connection).
+    #[default]
+    None,
+    /// PEM files (`--cert --key --ca`), reloaded when they change: new handshakes use the new
+    /// certificate, open connections keep theirs.
+    Files {
+        /// The SVID chain, leaf first.
+        cert: PathBuf,
+        /// The SVID's private key.
+        key: PathBuf,
+        /// The trust bundle (CA certificates of the trust domain).
+        ca: PathBuf,
+    },
+    /// An in-process development CA that issues this proxy's SVID (24 h) and re-issues it at
+    /// half life (demo and tests; never for production).
+    DevCa(std::sync::Arc<mesh_identity::ca::DevCa>),
+}
+
+impl Serialize for IdentitySource {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        match self {
+            Self::None => m.serialize_entry("source", "none")?,
+            Self::Files { cert, key, ca } => {
+                m.serialize_entry("source", "files")?;
+                m.serialize_entry("cert", cert)?;
+                m.serialize_entry("key", key)?;
+                m.serialize_entry("ca", ca)?;
+            }
+            Self::DevCa(ca) => {
+                m.serialize_entry("source", "dev-ca")?;
+                m.serialize_entry("trust_domain", ca.trust_domain().as_str())?;
+            }
+        }
+        m.end()
+    }
 }
 
 impl Default for ProxySettings {
@@ -70,6 +120,8 @@ impl Default for ProxySettings {
             admin: SocketAddr::from(([127, 0, 0, 1], 15000)),
             drain_timeout: Duration::from_secs(5),
             log_format: LogFormat::Text,
+            identity: IdentitySource::None,
+            trust_domain_aliases: Vec::new(),
         }
     }
 }
