@@ -33,6 +33,7 @@ pub mod authz;
 pub mod ca;
 pub mod credentials;
 pub mod layer;
+pub mod path;
 pub mod peer_auth;
 pub mod spiffe;
 pub mod svid;
@@ -41,5 +42,6 @@ pub mod xfcc;
 
 pub use authz::{AuthzRequest, AuthzTable, Decision};
 pub use ca::DevCa;
+pub use layer::{Authz, AuthzBody, AuthzLayer};
 pub use spiffe::{SpiffeId, TrustDomain};
 pub use svid::TrustBundle;

@@ -29,18 +29,25 @@ use mesh_routing::route::{Action, Route, WeightedDestination};
 use tokio::time::Instant;
 
 use crate::body::{ProxyBody, RequestBody, SendBody, UpstreamBody};
-use crate::headers::{Direction, prepare_request, prepare_response};
+use crate::headers::{
+    Direction, X_FORWARDED_PROTO, forward_client_cert, prepare_request, prepare_response,
+};
 use crate::local_reply::{LocalReply, ResponseFlag, is_grpc};
-use crate::pool::{ConnectOptions, UpstreamVersion};
+use crate::pool::{ConnectOptions, TlsOrigin, UpstreamVersion};
 use crate::proxy::Shared;
 use crate::resilience::{Attempt, FirstPick};
+use crate::server::Connection;
+use mesh_core::extensions::PeerIdentity;
+use mesh_identity::authz::AuthzRequest;
+use mesh_identity::path::normalize;
+use std::borrow::Cow;
 
 /// Handles one request on a listener; never fails (errors become local replies).
 pub(crate) async fn handle(
     shared: Arc<Shared>,
     direction: Direction,
     req: Request<Incoming>,
-    peer: Option<IpAddr>,
+    conn: Arc<Connection>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let metrics = shared.metrics.listener(direction);
     metrics.requests.inc();
@@ -48,8 +55,8 @@ pub(crate) async fn handle(
     let _active = ActiveGuard::new(&metrics.active_requests);
     let grpc = is_grpc(req.headers());
     let result = match direction {
-        Direction::Outbound => outbound(&shared, req, peer).await,
-        Direction::Inbound => inbound(&shared, req).await,
+        Direction::Outbound => outbound(&shared, req, Some(conn.downstream.remote.ip())).await,
+        Direction::Inbound => inbound(&shared, req, &conn).await,
     };
     let resp = match result {
         Ok(mut resp) => {
@@ -65,7 +72,9 @@ pub(crate) async fn handle(
             resp
         }
         Err(reply) => {
-            shared.metrics.local_reply(direction, reply.flag());
+            if reply.flag() != "-" {
+                shared.metrics.local_reply(direction, reply.flag());
+            }
             tracing::debug!(
                 listener = direction.as_str(),
                 flag = reply.flag(),
@@ -255,7 +264,16 @@ fn with_mirrors(
         let set = upstream.cluster.endpoints();
         if let Some(index) = upstream.balancer.pick(&set, None, &[], rng) {
             let version = upstream_version(upstream.cluster.protocol(), req.version());
-            chosen.push((set.endpoint(index).addr, version, set, index));
+            // The mirror's own cluster decides its TLS (DR-18, DR-19).
+            let state = shared.state.load();
+            let tls = state
+                .guards
+                .cluster(&upstream.cluster)
+                .tls
+                .origin(set.endpoint(index), version);
+            if let Ok(tls) = tls {
+                chosen.push((set.endpoint(index).addr, version, set, index, tls));
+            }
         }
     }
     if chosen.is_empty() {
@@ -263,7 +281,7 @@ fn with_mirrors(
     }
     let (parts, body) = req.into_parts();
     let (primary, copies) = RequestBody::tee(body, chosen.len());
-    for ((addr, version, set, index), copy) in chosen.into_iter().zip(copies) {
+    for ((addr, version, set, index, tls), copy) in chosen.into_iter().zip(copies) {
         let mut copy_req = Request::new(copy);
         *copy_req.method_mut() = parts.method.clone();
         *copy_req.uri_mut() = parts.uri.clone();
@@ -283,7 +301,10 @@ fn with_mirrors(
                 addr,
                 version,
                 Some((&set, index)),
-                Sent::default(),
+                Sent {
+                    tls,
+                    ..Sent::default()
+                },
             )
             .await;
             if let Ok(resp) = sent {
@@ -359,8 +380,30 @@ fn rewrite_request(
 
 async fn inbound(
     shared: &Shared,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
+    conn: &Connection,
 ) -> Result<Response<ProxyBody>, LocalReply> {
+    // AUTHZ-25: one normalized path for the policies and the app; `%00` is refused.
+    let pq = req.uri().path_and_query().map_or("/", PathAndQuery::as_str);
+    match normalize(pq, shared.settings.path_normalization) {
+        Err(_) => return Err(LocalReply::BadRequest),
+        Ok(Cow::Borrowed(_)) => {}
+        Ok(Cow::Owned(p)) => {
+            let mut parts = req.uri().clone().into_parts();
+            parts.path_and_query =
+                Some(PathAndQuery::try_from(p).map_err(|_| LocalReply::BadRequest)?);
+            *req.uri_mut() = Uri::from_parts(parts).map_err(|_| LocalReply::BadRequest)?;
+        }
+    }
+    authorize(shared, &req, conn)?;
+    // HDR-5: this hop's client certificate appended on mTLS, any forged one dropped otherwise.
+    forward_client_cert(req.headers_mut(), conn.xfcc.as_deref());
+    // HDR-4: the downstream scheme, if the client did not say.
+    if conn.downstream.peer.is_some() && !req.headers().contains_key(&X_FORWARDED_PROTO) {
+        req.headers_mut()
+            .insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("https"));
+    }
+    req.extensions_mut().insert(conn.downstream.clone());
     let authority = match req.uri().authority() {
         Some(a) => a.clone(),
         None => match req
@@ -383,6 +426,59 @@ async fn inbound(
         version,
     )
     .await
+}
+
+/// The workload's AuthorizationPolicies on one inbound request (AUTHZ-2, AUTHZ-23): a deny is
+/// 403 `RBAC: access denied` (gRPC: status 7), and the app never sees the request.
+fn authorize<B>(shared: &Shared, req: &Request<B>, conn: &Connection) -> Result<(), LocalReply> {
+    let state = shared.state.load();
+    if state.authz.is_empty() {
+        return Ok(());
+    }
+    let d = &conn.downstream;
+    let host = req
+        .uri()
+        .authority()
+        .map(Authority::as_str)
+        .or_else(|| req.headers().get(HOST).and_then(|h| h.to_str().ok()))
+        .unwrap_or("");
+    let mut areq = AuthzRequest::http(d.remote.ip(), shared.settings.app.port())
+        .destination_ip(d.local.ip())
+        .principal(d.peer.as_ref().map(PeerIdentity::principal))
+        .method(req.method().as_str())
+        .path(req.uri().path())
+        .host(host)
+        .headers(req.headers());
+    if let Some(sni) = d.sni.as_deref() {
+        areq = areq.sni(Some(sni));
+    }
+    let decision = state.authz.decide(&areq);
+    let security = &shared.metrics.security;
+    if let Some(dry) = decision.dry_run {
+        tracing::info!(
+            allowed = dry.allowed,
+            reason = dry.reason.as_str(),
+            policy = dry.matched.map(|m| m.name).unwrap_or("-"),
+            "authorization dry run"
+        );
+    }
+    if decision.allowed {
+        if let Some(audit) = decision.audit {
+            security.authz("http", "audit");
+            tracing::info!(policy = %format_args!("{}/{}", audit.namespace, audit.name), path = req.uri().path(), "audited request");
+        } else {
+            security.authz("http", "allow");
+        }
+        return Ok(());
+    }
+    security.authz("http", "deny");
+    tracing::debug!(
+        details = decision.response_code_details().unwrap_or_default(),
+        principal = d.peer.as_ref().map_or("-", PeerIdentity::principal),
+        path = req.uri().path(),
+        "request denied by authorization policy"
+    );
+    Err(LocalReply::RbacDenied)
 }
 
 /// HTTP/2 to the upstream for HTTP2/GRPC ports, HTTP/1.1 for HTTP ports, and the client's own
@@ -415,6 +511,8 @@ async fn resolve_passthrough(dest: &Destination) -> Result<SocketAddr, LocalRepl
 #[derive(Debug, Default)]
 pub(crate) struct Sent<'a> {
     pub(crate) connect: Option<&'a ConnectOptions>,
+    /// TLS origination for this endpoint (DR-18, DR-19); `None` = plaintext.
+    pub(crate) tls: Option<Arc<TlsOrigin>>,
     pub(crate) slot: Option<ConnectionPermit>,
     pub(crate) hold: Option<RequestPermit>,
 }
@@ -463,6 +561,7 @@ pub(crate) async fn forward_once(
             version,
             Request::from_parts(parts, body),
             sent.connect.unwrap_or(&defaults),
+            sent.tls.as_deref(),
             sent.slot,
         )
         .await?;

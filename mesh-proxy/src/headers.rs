@@ -82,10 +82,8 @@ pub fn prepare_request(headers: &mut HeaderMap, direction: Direction, upstream_h
             headers.remove(&XFCC);
         }
         Direction::Inbound => {
-            // Plaintext peers cannot vouch for a client certificate (HDR-5); routing headers
-            // from remote peers are not trusted (HDR-7, ours) and peer metadata is internal
-            // (HDR-10).
-            headers.remove(&XFCC);
+            // Routing headers from remote peers are not trusted (HDR-7, ours) and peer metadata
+            // is internal (HDR-10). XFCC was settled by `forward_client_cert` (HDR-5).
             let envoy: Vec<HeaderName> = headers
                 .keys()
                 .filter(|k| k.as_str().starts_with("x-envoy-") && **k != X_ENVOY_ATTEMPT_COUNT)
@@ -102,6 +100,26 @@ pub fn prepare_request(headers: &mut HeaderMap, direction: Direction, upstream_h
     }
     if !headers.contains_key(&X_REQUEST_ID) {
         headers.insert(X_REQUEST_ID.clone(), new_request_id());
+    }
+}
+
+/// `x-forwarded-client-cert` towards the app (HDR-5, Istio's `APPEND_FORWARD` on the inbound
+/// side): `element` (this hop, built from the peer's certificate) is appended on an mTLS
+/// connection; on plaintext (`None`) any XFCC the client sent is removed, since nothing vouches
+/// for it.
+pub fn forward_client_cert(headers: &mut HeaderMap, element: Option<&str>) {
+    let Some(element) = element else {
+        headers.remove(&XFCC);
+        return;
+    };
+    let existing = headers.get(&XFCC);
+    match mesh_identity::xfcc::append(existing, element) {
+        Ok(v) => {
+            headers.insert(XFCC.clone(), v);
+        }
+        Err(_) => {
+            headers.remove(&XFCC);
+        }
     }
 }
 
@@ -227,8 +245,12 @@ mod tests {
         h.insert("x-envoy-retry-on", "5xx".parse().unwrap());
         h.insert("x-envoy-peer-metadata", "x".parse().unwrap());
         h.insert(X_ENVOY_ATTEMPT_COUNT.clone(), "2".parse().unwrap());
+        forward_client_cert(&mut h, None);
         prepare_request(&mut h, Direction::Inbound, false);
-        assert!(h.get(&XFCC).is_none());
+        assert!(
+            h.get(&XFCC).is_none(),
+            "HDR-5: a plaintext peer's XFCC is dropped"
+        );
         assert!(h.get("x-envoy-retry-on").is_none());
         assert!(h.get("x-envoy-peer-metadata").is_none());
         assert_eq!(h[&X_ENVOY_ATTEMPT_COUNT], "2");
@@ -244,6 +266,11 @@ mod tests {
         assert!(h.get(&XFCC).is_none());
         assert!(h.get(http::header::PROXY_AUTHORIZATION).is_none());
         assert_eq!(h["x-envoy-retry-on"], "5xx");
+        // HDR-5 on mTLS: this hop's element appended to what came before.
+        let mut h = HeaderMap::new();
+        h.insert(XFCC.clone(), "By=a;URI=b".parse().unwrap());
+        forward_client_cert(&mut h, Some("By=c;URI=d"));
+        assert_eq!(h[&XFCC], "By=a;URI=b,By=c;URI=d");
     }
 
     #[test]

@@ -29,11 +29,13 @@ pub mod headers;
 pub mod local_reply;
 pub mod logging;
 pub mod metrics;
+mod mtls;
 pub mod pool;
 mod proxy;
 mod resilience;
 mod server;
 pub mod settings;
 
+pub use mtls::IdentityError;
 pub use proxy::{Proxy, RunningProxy, StartError};
 pub use settings::{IdentitySource, LogFormat, ProxySettings};

@@ -129,6 +129,9 @@ pub enum LocalReply {
         /// Why no further retry was made, when one was wanted.
         stop: Option<RetryStop>,
     },
+    /// An AuthorizationPolicy denied the request (AUTHZ-23): 403 `RBAC: access denied`, flag
+    /// `-`.
+    RbacDenied,
 }
 
 impl LocalReply {
@@ -145,6 +148,7 @@ impl LocalReply {
             LocalReply::Routed(answer) => answer.status(),
             LocalReply::Overflow => StatusCode::SERVICE_UNAVAILABLE,
             LocalReply::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            LocalReply::RbacDenied => StatusCode::FORBIDDEN,
             LocalReply::Upstream { failure, .. } => match failure {
                 UpstreamFailure::Reset(_) => StatusCode::SERVICE_UNAVAILABLE,
                 UpstreamFailure::Timeout => StatusCode::GATEWAY_TIMEOUT,
@@ -176,6 +180,7 @@ impl LocalReply {
                     .into()
             }
             LocalReply::Timeout => "upstream request timeout".into(),
+            LocalReply::RbacDenied => mesh_identity::authz::DENY_BODY.into(),
             LocalReply::Upstream {
                 failure, retried, ..
             } => {
@@ -205,6 +210,7 @@ impl LocalReply {
             LocalReply::Routed(answer) => answer.flag(),
             LocalReply::Overflow => "UO",
             LocalReply::Timeout => "UT",
+            LocalReply::RbacDenied => "-",
             LocalReply::Upstream { failure, stop, .. } => combined_flag(failure.flag(), *stop),
         }
     }

@@ -235,6 +235,102 @@ pub struct ListenerMetrics {
     pub active_connections: Gauge,
 }
 
+/// `{reason}` of a refused inbound connection.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RejectLabels {
+    /// `plaintext` (STRICT port), `handshake` (TLS failed), `no_identity` (no certificate to
+    /// terminate mTLS with).
+    pub reason: &'static str,
+}
+
+/// `{protocol, decision}` of an authorization decision.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AuthzLabels {
+    /// `http` or `tcp`.
+    pub protocol: &'static str,
+    /// `allow`, `deny`, or `audit` (an allowed request an AUDIT policy marked).
+    pub decision: &'static str,
+}
+
+/// `{policy}` of inbound connections: `mutual_tls` or `none` (Istio's
+/// `connection_security_policy`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SecurityLabels {
+    /// `mutual_tls` or `none`.
+    pub connection_security_policy: &'static str,
+}
+
+/// Counters of mTLS, PeerAuthentication and authorization (SEMANTICS PA-4, AUTHZ-23).
+#[derive(Debug, Default)]
+pub struct SecurityMetrics {
+    rejected: Family<RejectLabels, Counter>,
+    authz: Family<AuthzLabels, Counter>,
+    inbound: Family<SecurityLabels, Counter>,
+    /// Outbound TLS handshakes that failed (DR-20).
+    pub upstream_tls_failures: Counter,
+    /// Times the proxy's certificate was replaced (file change or rotation).
+    pub certificate_rotations: Counter,
+    /// Expiry of the proxy's current certificate, Unix seconds.
+    pub certificate_expiry: Gauge,
+}
+
+impl SecurityMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "mesh_inbound_rejected",
+            "Inbound connections refused by the PeerAuthentication mode or a failed handshake",
+            self.rejected.clone(),
+        );
+        registry.register(
+            "mesh_authz_decisions",
+            "AuthorizationPolicy decisions on the inbound side",
+            self.authz.clone(),
+        );
+        registry.register(
+            "mesh_inbound_connections_security",
+            "Inbound connections accepted, by connection security policy",
+            self.inbound.clone(),
+        );
+        registry.register(
+            "mesh_upstream_cx_tls_fail",
+            "Upstream TLS handshakes that failed",
+            self.upstream_tls_failures.clone(),
+        );
+        registry.register(
+            "mesh_certificate_rotations",
+            "Times the proxy's own certificate was replaced",
+            self.certificate_rotations.clone(),
+        );
+        registry.register(
+            "mesh_certificate_expiration_timestamp_seconds",
+            "Expiry of the proxy's current certificate (Unix time)",
+            self.certificate_expiry.clone(),
+        );
+    }
+
+    /// Counts a refused inbound connection.
+    pub fn rejected(&self, reason: &'static str) {
+        self.rejected.get_or_create(&RejectLabels { reason }).inc();
+    }
+
+    /// Counts an authorization decision.
+    pub fn authz(&self, protocol: &'static str, decision: &'static str) {
+        self.authz
+            .get_or_create(&AuthzLabels { protocol, decision })
+            .inc();
+    }
+
+    /// Counts an accepted inbound connection.
+    pub fn inbound_connection(&self, mtls: bool) {
+        let policy = if mtls { "mutual_tls" } else { "none" };
+        self.inbound
+            .get_or_create(&SecurityLabels {
+                connection_security_policy: policy,
+            })
+            .inc();
+    }
+}
+
 /// Every metric of the proxy.
 #[derive(Debug)]
 pub struct Metrics {
@@ -245,6 +341,8 @@ pub struct Metrics {
     pub inbound: ListenerMetrics,
     /// The outbound guard rails' counters.
     pub resilience: ResilienceMetrics,
+    /// mTLS, PeerAuthentication and authorization counters.
+    pub security: SecurityMetrics,
     local_replies: Family<LocalReplyLabels, Counter>,
     reloads: Family<ResultLabels, Counter>,
     reload_failures: Counter,
@@ -349,11 +447,14 @@ impl Metrics {
         );
         let resilience = ResilienceMetrics::default();
         resilience.register(&mut registry);
+        let security = SecurityMetrics::default();
+        security.register(&mut registry);
         Self {
             registry,
             outbound,
             inbound,
             resilience,
+            security,
             local_replies,
             reloads,
             reload_failures,

@@ -23,6 +23,7 @@ use crate::body::SendBody;
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use mesh_resilience::breaker::ConnectionPermit;
+use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
@@ -125,12 +126,123 @@ struct Counters {
     connections_opened: AtomicU64,
     connect_failures: AtomicU64,
     connections_reused: AtomicU64,
+    tls_failures: AtomicU64,
+}
+
+/// Connections are pooled per endpoint and per way of securing them: a plaintext connection
+/// and mTLS connections expecting different identities are never shared.
+type PoolKey = (SocketAddr, u64);
+
+/// TLS origination towards an upstream (SEMANTICS DR-18, DR-19): the client configuration
+/// (its verifier holds the expected server identities) and the server name to send.
+#[derive(Clone)]
+pub struct TlsOrigin {
+    /// Unique per configuration: the pool key of connections made with it.
+    id: u64,
+    config: Arc<rustls::ClientConfig>,
+    server_name: ServerName<'static>,
+}
+
+impl std::fmt::Debug for TlsOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsOrigin")
+            .field("id", &self.id)
+            .field("server_name", &self.server_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TlsOrigin {
+    /// Origination with `config`, sending `server_name` as SNI.
+    pub fn new(config: Arc<rustls::ClientConfig>, server_name: ServerName<'static>) -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Self {
+            id: NEXT.fetch_add(1, Ordering::Relaxed),
+            config,
+            server_name,
+        }
+    }
+
+    /// The SNI sent.
+    pub fn server_name(&self) -> &ServerName<'static> {
+        &self.server_name
+    }
+}
+
+/// An upstream connection: plaintext or TLS.
+enum UpstreamIo {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl tokio::io::AsyncRead for UpstreamIo {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            UpstreamIo::Plain(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            UpstreamIo::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for UpstreamIo {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            UpstreamIo::Plain(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+            UpstreamIo::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            UpstreamIo::Plain(s) => std::pin::Pin::new(s).poll_write_vectored(cx, bufs),
+            UpstreamIo::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            UpstreamIo::Plain(s) => s.is_write_vectored(),
+            UpstreamIo::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            UpstreamIo::Plain(s) => std::pin::Pin::new(s).poll_flush(cx),
+            UpstreamIo::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            UpstreamIo::Plain(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+            UpstreamIo::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
 }
 
 struct Inner {
     settings: PoolSettings,
-    h1: Mutex<HashMap<SocketAddr, Vec<IdleH1>>>,
-    h2: Mutex<HashMap<SocketAddr, H2Conn>>,
+    h1: Mutex<HashMap<PoolKey, Vec<IdleH1>>>,
+    h2: Mutex<HashMap<PoolKey, H2Conn>>,
     counters: Counters,
 }
 
@@ -152,7 +264,7 @@ impl std::fmt::Debug for Pool {
 /// the cluster's connection slot (`maxConnections`, DR-17) while the response is read.
 pub struct Pooled {
     inner: Arc<Inner>,
-    addr: SocketAddr,
+    addr: PoolKey,
     sender: http1::SendRequest<SendBody>,
     uses: u32,
     reusable: bool,
@@ -212,6 +324,11 @@ impl Pool {
         self.inner.counters.connect_failures.load(Ordering::Relaxed)
     }
 
+    /// Upstream TLS handshakes that failed (DR-20).
+    pub fn tls_failures(&self) -> u64 {
+        self.inner.counters.tls_failures.load(Ordering::Relaxed)
+    }
+
     /// Requests sent on a reused connection.
     pub fn connections_reused(&self) -> u64 {
         self.inner
@@ -221,25 +338,27 @@ impl Pool {
     }
 
     /// Sends `req` (origin-form URI for HTTP/1.1, absolute for HTTP/2) to `addr` with the
-    /// cluster's connection options; `slot` is the cluster's connection slot for HTTP/1.1
-    /// (held until the response is read).
+    /// cluster's connection options, over TLS when `tls` says so; `slot` is the cluster's
+    /// connection slot for HTTP/1.1 (held until the response is read).
     pub async fn send(
         &self,
         addr: SocketAddr,
         version: UpstreamVersion,
         req: Request<SendBody>,
         opts: &ConnectOptions,
+        tls: Option<&TlsOrigin>,
         slot: Option<ConnectionPermit>,
     ) -> Result<(Response<Incoming>, Option<Pooled>), LocalReply> {
+        let key = (addr, tls.map_or(0, |t| t.id));
         match version {
-            UpstreamVersion::Http1 => self.send_h1(addr, req, opts, slot).await,
-            UpstreamVersion::Http2 => self.send_h2(addr, req, opts).await.map(|r| (r, None)),
+            UpstreamVersion::Http1 => self.send_h1(key, req, opts, tls, slot).await,
+            UpstreamVersion::Http2 => self.send_h2(key, req, opts, tls).await.map(|r| (r, None)),
         }
     }
 
     fn checkout_h1(
         &self,
-        addr: SocketAddr,
+        addr: PoolKey,
         opts: &ConnectOptions,
     ) -> Option<(http1::SendRequest<SendBody>, u32)> {
         let mut h1 = self.inner.h1.lock().unwrap_or_else(|e| e.into_inner());
@@ -258,9 +377,10 @@ impl Pool {
 
     async fn send_h1(
         &self,
-        addr: SocketAddr,
+        addr: PoolKey,
         mut req: Request<SendBody>,
         opts: &ConnectOptions,
+        tls: Option<&TlsOrigin>,
         slot: Option<ConnectionPermit>,
     ) -> Result<(Response<Incoming>, Option<Pooled>), LocalReply> {
         while let Some((mut sender, uses)) = self.checkout_h1(addr, opts) {
@@ -282,14 +402,15 @@ impl Pool {
                 },
             }
         }
-        let io = self.connect(addr, opts).await?;
+        let io = self.connect(addr.0, opts, tls).await?;
         let (mut sender, conn) = http1::Builder::new()
             .handshake(io)
             .await
             .map_err(|e| classify(&e))?;
+        let peer = addr.0;
         tokio::spawn(async move {
             if let Err(error) = conn.with_upgrades().await {
-                tracing::debug!(%addr, %error, "upstream http/1.1 connection ended");
+                tracing::debug!(%peer, %error, "upstream http/1.1 connection ended");
             }
         });
         let resp = sender.send_request(req).await.map_err(|e| classify(&e))?;
@@ -298,7 +419,7 @@ impl Pool {
 
     fn pooled(
         &self,
-        addr: SocketAddr,
+        addr: PoolKey,
         sender: http1::SendRequest<SendBody>,
         uses: u32,
         opts: &ConnectOptions,
@@ -317,9 +438,10 @@ impl Pool {
 
     async fn send_h2(
         &self,
-        addr: SocketAddr,
+        addr: PoolKey,
         req: Request<SendBody>,
         opts: &ConnectOptions,
+        tls: Option<&TlsOrigin>,
     ) -> Result<Response<Incoming>, LocalReply> {
         let existing = {
             let mut h2 = self.inner.h2.lock().unwrap_or_else(|e| e.into_inner());
@@ -336,14 +458,15 @@ impl Pool {
             None => {
                 // maxRequestsPerConnection: a used-up connection is left to finish its streams
                 // and close; new streams go to a new one.
-                let io = self.connect(addr, opts).await?;
+                let io = self.connect(addr.0, opts, tls).await?;
                 let (sender, conn) = http2::Builder::new(TokioExecutor::new())
                     .handshake(io)
                     .await
                     .map_err(|e| classify(&e))?;
+                let peer = addr.0;
                 tokio::spawn(async move {
                     if let Err(error) = conn.await {
-                        tracing::debug!(%addr, %error, "upstream http/2 connection ended");
+                        tracing::debug!(%peer, %error, "upstream http/2 connection ended");
                     }
                 });
                 self.inner
@@ -370,10 +493,11 @@ impl Pool {
     /// (`reset-before-request`, SEMANTICS RETRY-14) without buffering the request.
     pub async fn prepare(
         &self,
-        addr: SocketAddr,
+        peer: SocketAddr,
         version: UpstreamVersion,
         opts: &ConnectOptions,
     ) -> Result<(), LocalReply> {
+        let addr: PoolKey = (peer, 0);
         match version {
             UpstreamVersion::Http1 => {
                 let ready = {
@@ -384,14 +508,14 @@ impl Pool {
                 if ready {
                     return Ok(());
                 }
-                let io = self.connect(addr, opts).await?;
+                let io = self.connect(peer, opts, None).await?;
                 let (sender, conn) = http1::Builder::new()
                     .handshake(io)
                     .await
                     .map_err(|e| classify(&e))?;
                 tokio::spawn(async move {
                     if let Err(error) = conn.with_upgrades().await {
-                        tracing::debug!(%addr, %error, "upstream http/1.1 connection ended");
+                        tracing::debug!(%peer, %error, "upstream http/1.1 connection ended");
                     }
                 });
                 let mut h1 = self.inner.h1.lock().unwrap_or_else(|e| e.into_inner());
@@ -410,14 +534,14 @@ impl Pool {
                 if ready {
                     return Ok(());
                 }
-                let io = self.connect(addr, opts).await?;
+                let io = self.connect(peer, opts, None).await?;
                 let (sender, conn) = http2::Builder::new(TokioExecutor::new())
                     .handshake(io)
                     .await
                     .map_err(|e| classify(&e))?;
                 tokio::spawn(async move {
                     if let Err(error) = conn.await {
-                        tracing::debug!(%addr, %error, "upstream http/2 connection ended");
+                        tracing::debug!(%peer, %error, "upstream http/2 connection ended");
                     }
                 });
                 self.inner
@@ -430,14 +554,19 @@ impl Pool {
         }
     }
 
+    /// Opens a connection to `addr`, with the TLS handshake when `tls` is given; both within
+    /// `connectTimeout`. A failed handshake is a connect failure (DR-20: `remote connection
+    /// failure`, flag `UF`); its reason goes to the debug log, never into the reply.
     async fn connect(
         &self,
         addr: SocketAddr,
         opts: &ConnectOptions,
-    ) -> Result<TokioIo<TcpStream>, LocalReply> {
+        tls: Option<&TlsOrigin>,
+    ) -> Result<TokioIo<UpstreamIo>, LocalReply> {
         let counters = &self.inner.counters;
+        let deadline = Instant::now() + opts.connect_timeout;
         let connect = TcpStream::connect(addr);
-        let stream = match tokio::time::timeout(opts.connect_timeout, connect).await {
+        let stream = match tokio::time::timeout_at(deadline, connect).await {
             Ok(Ok(s)) => s,
             Ok(Err(error)) => {
                 counters.connect_failures.fetch_add(1, Ordering::Relaxed);
@@ -450,8 +579,29 @@ impl Pool {
             }
         };
         let _ = stream.set_nodelay(true);
+        let io = match tls {
+            None => UpstreamIo::Plain(stream),
+            Some(tls) => {
+                let connector = tokio_rustls::TlsConnector::from(Arc::clone(&tls.config));
+                let handshake = connector.connect(tls.server_name.clone(), stream);
+                match tokio::time::timeout_at(deadline, handshake).await {
+                    Ok(Ok(s)) => UpstreamIo::Tls(Box::new(s)),
+                    Ok(Err(error)) => {
+                        counters.connect_failures.fetch_add(1, Ordering::Relaxed);
+                        counters.tls_failures.fetch_add(1, Ordering::Relaxed);
+                        // UPSTREAM_TRANSPORT_FAILURE_REASON: logs only (DR-20).
+                        tracing::debug!(%addr, %error, "upstream TLS handshake failed");
+                        return Err(LocalReply::UpstreamReset(ResetReason::ConnectionFailure));
+                    }
+                    Err(_) => {
+                        counters.connect_failures.fetch_add(1, Ordering::Relaxed);
+                        return Err(LocalReply::UpstreamReset(ResetReason::ConnectTimeout));
+                    }
+                }
+            }
+        };
         counters.connections_opened.fetch_add(1, Ordering::Relaxed);
-        Ok(TokioIo::new(stream))
+        Ok(TokioIo::new(io))
     }
 }
 

@@ -29,10 +29,13 @@ use tokio::task::JoinHandle;
 
 use crate::headers::Direction;
 use crate::metrics::Metrics;
+use crate::mtls::{Identity, IdentityError};
 use crate::pool::{Pool, PoolSettings};
 use crate::resilience::Guards;
 use crate::settings::ProxySettings;
 use crate::{admin, logging, server};
+use mesh_identity::AuthzTable;
+use mesh_identity::peer_auth::PeerAuthTable;
 
 /// What one config version compiles to for this proxy.
 #[derive(Debug)]
@@ -40,8 +43,12 @@ pub(crate) struct ProxyState {
     pub(crate) snapshot: Arc<Snapshot>,
     pub(crate) registry: Registry,
     pub(crate) routes: RouteTable,
-    /// Retry policies and per-cluster breakers, outlier detectors and connection options.
+    /// Retry policies and per-cluster breakers, outlier detectors, connection options and TLS.
     pub(crate) guards: Guards,
+    /// The inbound mTLS mode of the workload's ports (PA-1..PA-3).
+    pub(crate) peer_auth: PeerAuthTable,
+    /// The AuthorizationPolicies of this workload (AUTHZ-1).
+    pub(crate) authz: AuthzTable,
 }
 
 impl ProxyState {
@@ -50,18 +57,23 @@ impl ProxyState {
     fn build(
         snapshot: Arc<Snapshot>,
         settings: &ProxySettings,
+        identity: Option<&Arc<Identity>>,
         previous: Option<&ProxyState>,
     ) -> Result<Self, mesh_routing::Error> {
         let scope = settings.scope();
         let registry = Registry::build_from(&snapshot, &scope, previous.map(|p| &p.registry));
         let routes = RouteTable::compile(&snapshot, &registry, &scope)?;
-        let guards = Guards::build(&registry, &routes, previous.map(|p| &p.guards));
+        let guards = Guards::build(&registry, &routes, identity, previous.map(|p| &p.guards));
+        let peer_auth = PeerAuthTable::compile(&snapshot, &scope);
+        let authz = AuthzTable::compile_with(&snapshot, &scope, &settings.authz_options());
         registry.spawn_dns_refresh();
         Ok(Self {
             snapshot,
             registry,
             routes,
             guards,
+            peer_auth,
+            authz,
         })
     }
 }
@@ -70,6 +82,8 @@ impl ProxyState {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) settings: ProxySettings,
+    /// The proxy's SVID and trust bundle; `None` = plaintext only.
+    pub(crate) identity: Option<Arc<Identity>>,
     pub(crate) state: ArcSwap<ProxyState>,
     pub(crate) pool: Pool,
     pub(crate) metrics: Metrics,
@@ -126,6 +140,9 @@ pub enum StartError {
     /// The config paths could not be watched.
     #[error(transparent)]
     Watch(#[from] WatchError),
+    /// The proxy's certificate, key or trust bundle could not be set up.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
 }
 
 /// Builds and starts proxies.
@@ -181,13 +198,21 @@ impl Proxy {
             local(&admin, settings.admin),
         );
 
+        let identity = Identity::load(&settings)?;
+        match &identity {
+            Some(id) => tracing::info!(spiffe_id = %id.own, "mTLS identity loaded"),
+            None => {
+                tracing::info!("no certificate (--cert --key --ca): plaintext only, auto mTLS off")
+            }
+        }
         let watch = ConfigWatch::spawn(loader, settings.config.clone(), snapshot, check)?;
-        let state = ProxyState::build(watch.current(), &settings, None)
+        let state = ProxyState::build(watch.current(), &settings, identity.as_ref(), None)
             .map_err(|e| StartError::Invalid(vec![e.to_string()]))?;
         let mut app = Endpoint::new(settings.app);
         app.namespace = settings.namespace.clone();
         app.service_account = Some(settings.service_account.clone());
         let shared = Arc::new(Shared {
+            identity,
             state: ArcSwap::from_pointee(state),
             pool: Pool::new(PoolSettings::default()),
             metrics: Metrics::new(),
@@ -215,6 +240,7 @@ impl Proxy {
         });
 
         tokio::spawn(follow_config(Arc::clone(&shared)));
+        Identity::spawn_refresh(Arc::clone(&shared));
         tokio::spawn(admin::serve(Arc::clone(&shared), admin));
         let out_task = tokio::spawn(server::serve(
             Arc::clone(&shared),
@@ -291,7 +317,12 @@ async fn follow_config(shared: Arc<Shared>) {
     while rx.changed().await.is_ok() {
         let snapshot = rx.borrow_and_update().clone();
         let previous = shared.state.load_full();
-        match ProxyState::build(snapshot, &shared.settings, Some(&previous)) {
+        match ProxyState::build(
+            snapshot,
+            &shared.settings,
+            shared.identity.as_ref(),
+            Some(&previous),
+        ) {
             Ok(next) => shared.state.store(Arc::new(next)),
             // The snapshot passed validation but its routes do not compile: keep serving the
             // last good state (RELOAD-2).

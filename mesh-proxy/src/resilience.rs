@@ -34,6 +34,7 @@ use crate::forward::{Sent, forward_once};
 use crate::headers::Direction;
 use crate::local_reply::{LocalReply, ResetReason, RetryStop, UpstreamFailure, UpstreamFlag};
 use crate::metrics::{ClusterCounters, ClusterEvent};
+use crate::mtls::{Identity, UpstreamTls};
 use crate::pool::{ConnectOptions, UpstreamVersion};
 use crate::proxy::Shared;
 
@@ -44,12 +45,14 @@ pub(crate) struct ClusterGuard {
     pub(crate) breaker: CircuitBreaker,
     pub(crate) outlier: Option<Arc<OutlierDetector>>,
     pub(crate) connect: ConnectOptions,
+    /// How connections are secured (DR-18, DR-19).
+    pub(crate) tls: UpstreamTls,
     /// Metric handles, resolved on first use.
     pub(crate) counters: ClusterCounters,
 }
 
 impl ClusterGuard {
-    fn new(cluster: &Cluster, previous: Option<&ClusterGuard>) -> Self {
+    fn new(cluster: &Cluster, tls: UpstreamTls, previous: Option<&ClusterGuard>) -> Self {
         let policy = cluster.policy();
         let mut breaker = CircuitBreaker::from_config(
             policy.connection_pool.as_ref(),
@@ -82,6 +85,7 @@ impl ClusterGuard {
             breaker,
             outlier,
             connect: ConnectOptions::from_config(policy.connection_pool.as_ref()),
+            tls,
             counters: ClusterCounters::default(),
         }
     }
@@ -92,6 +96,7 @@ impl ClusterGuard {
             breaker: CircuitBreaker::unlimited(),
             outlier: None,
             connect: ConnectOptions::default(),
+            tls: UpstreamTls::Plain,
             counters: ClusterCounters::default(),
         }
     }
@@ -132,13 +137,21 @@ impl Guards {
     pub(crate) fn build(
         registry: &Registry,
         routes: &RouteTable,
+        identity: Option<&Arc<Identity>>,
         previous: Option<&Guards>,
     ) -> Self {
         let mut by_cluster = HashMap::new();
         let mut by_name = HashMap::new();
-        for c in registry.clusters() {
+        let clusters = registry.services().iter().flat_map(|s| {
+            s.clusters()
+                .iter()
+                .chain(s.subset_clusters())
+                .map(move |c| (c, s))
+        });
+        for (c, service) in clusters {
             let prev = previous.and_then(|p| p.by_name.get(c.name()));
-            let guard = Arc::new(ClusterGuard::new(c, prev.map(Arc::as_ref)));
+            let tls = UpstreamTls::build(c, Some(service), identity);
+            let guard = Arc::new(ClusterGuard::new(c, tls, prev.map(Arc::as_ref)));
             by_cluster.insert(cluster_key(c), Arc::clone(&guard));
             by_name.insert(c.name().to_owned(), guard);
         }
@@ -464,6 +477,13 @@ impl Attempt<'_> {
         } else {
             None
         };
+        let tls = match guard.tls.origin(set.endpoint(index), self.version) {
+            Ok(t) => t,
+            Err(why) => {
+                tracing::debug!(cluster = %guard.name, %why, "cannot originate TLS");
+                return (Tried::Failed(Failure::ConnectFailure), false);
+            }
+        };
         let per_try_deadline = per_try.map(|t| Instant::now() + t);
         let (until, kind) = match (per_try_deadline, deadline) {
             (Some(p), Some(d)) if p < d => (Some(p), Failure::PerTryTimeout),
@@ -481,6 +501,7 @@ impl Attempt<'_> {
                 Some((set, index)),
                 Sent {
                     connect: Some(&guard.connect),
+                    tls,
                     slot,
                     hold: Some(permit),
                 },

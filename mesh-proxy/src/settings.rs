@@ -57,6 +57,17 @@ pub struct ProxySettings {
     /// Former names of the trust domain, accepted as equivalent by authorization
     /// (`--trust-domain-alias`, SEMANTICS SPIFFE-11, AUTHZ-27).
     pub trust_domain_aliases: Vec<String>,
+    /// How inbound request paths are normalized before authorization and forwarding
+    /// (`--path-normalization`, SEMANTICS AUTHZ-25).
+    #[serde(serialize_with = "path_normalization_text")]
+    pub path_normalization: mesh_identity::path::PathNormalization,
+}
+
+fn path_normalization_text<S: serde::Serializer>(
+    p: &mesh_identity::path::PathNormalization,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.serialize_str(p.as_str())
 }
 
 /// Where a proxy's own certificate, key and trust bundle come from (SEMANTICS SPIFFE-10).
@@ -122,6 +133,7 @@ impl Default for ProxySettings {
             log_format: LogFormat::Text,
             identity: IdentitySource::None,
             trust_domain_aliases: Vec::new(),
+            path_normalization: mesh_identity::path::PathNormalization::Base,
         }
     }
 }
@@ -137,6 +149,13 @@ impl ProxySettings {
             admin: any,
             ..Self::default()
         }
+    }
+
+    /// Authorization options: the trust domain and its aliases (AUTHZ-27).
+    pub fn authz_options(&self) -> mesh_identity::authz::AuthzOptions {
+        mesh_identity::authz::AuthzOptions::new()
+            .trust_domain(self.trust_domain.clone())
+            .trust_domain_aliases(self.trust_domain_aliases.iter().cloned())
     }
 
     /// The proxy as config selection sees it: namespace (exportTo, short names), labels

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::HOST;
-use http::{Request, StatusCode};
+use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -50,6 +50,8 @@ pub struct Report {
     /// What the guard rails did: upstream tries per payment-service instance and their
     /// health in `/clusters`.
     pub resilience: Vec<String>,
+    /// What mTLS and authorization did: identities, callers seen, decisions.
+    pub security: Vec<String>,
     /// The config version the proxy served.
     pub config_version: String,
     /// The proxy's listeners.
@@ -60,36 +62,41 @@ pub(super) async fn drive(demo: &Demo, n: usize) -> Report {
     let client: Client<HttpConnector, Empty<Bytes>> =
         Client::builder(TokioExecutor::new()).build_http();
     let out = demo.proxy.outbound_addr();
+    let order_out = demo.order_proxy.outbound_addr();
     let inbound = demo.proxy.inbound_addr();
     let canary: &[(&str, &str)] = &[("x-canary-test", "true")];
-    // (title, listener, Host, path, extra headers, requests)
+    // (title, method, listener, Host, path, extra headers, requests)
     type Step<'a> = (
         &'a str,
+        Method,
         std::net::SocketAddr,
         &'a str,
         &'a str,
         &'a [(&'a str, &'a str)],
         usize,
     );
-    let plan: [Step<'_>; 7] = [
+    let plan: [Step<'_>; 8] = [
         (
-            "VirtualService order-service: 95/5 split between subsets v1 and v2",
+            "VirtualService order-service: 95/5 split between subsets v1 and v2 (checkout-bff calls over mTLS; order-service-policy allows it)",
+            Method::GET,
             out,
             "order-service:8080",
-            "/orders",
+            "/api/v1/orders",
             &[],
             n.max(100),
         ),
         (
             "Header canary: x-canary-test: true goes to v2 (first route wins)",
+            Method::GET,
             out,
             "order-service:8080",
-            "/orders",
+            "/api/v1/orders",
             canary,
             n,
         ),
         (
             "checkout: no canary header, so subset stable (VirtualService checkout-routing)",
+            Method::GET,
             out,
             "checkout.production:8080",
             "/cart",
@@ -97,15 +104,26 @@ pub(super) async fn drive(demo: &Demo, n: usize) -> Report {
             n,
         ),
         (
-            "payment-service: three instances, payment-service-3 answers 500 to everything; retries (attempts 3, retryOn 5xx) hide its errors and outlier detection ejects it",
-            out,
+            "payment-service, called by order-service (the one caller its AuthorizationPolicy allows): three instances, payment-service-3 answers 500 to everything; retries (attempts 3, retryOn 5xx) hide its errors and outlier detection ejects it",
+            Method::POST,
+            order_out,
             "payment-service.production.svc.cluster.local:8080",
             "/v1/payments",
             &[],
             n,
         ),
         (
+            "payment-service, called by checkout-bff: mTLS succeeds, but payment-service-authz allows only order-service → 403 RBAC",
+            Method::POST,
+            out,
+            "payment-service.production.svc.cluster.local:8080",
+            "/v1/payments",
+            &[],
+            5,
+        ),
+        (
             "Unknown host: Envoy's 404 with flag NR",
+            Method::GET,
             out,
             "nowhere.example.com",
             "/",
@@ -114,6 +132,7 @@ pub(super) async fn drive(demo: &Demo, n: usize) -> Report {
         ),
         (
             "inventory-service's only instance is down: Istio's default policy retries the connect failure twice, then 503 (flags UF,URX)",
+            Method::GET,
             out,
             "inventory-service.production:8080",
             "/items",
@@ -121,24 +140,28 @@ pub(super) async fn drive(demo: &Demo, n: usize) -> Report {
             5,
         ),
         (
-            "Inbound: the mesh calls this workload, the proxy forwards to the local app",
+            "Plaintext straight to a workload's inbound port: PeerAuthentication STRICT closes the connection, no HTTP answer",
+            Method::GET,
             inbound,
             "checkout.production.svc.cluster.local:8080",
             "/cart",
             &[],
-            n,
+            3,
         ),
     ];
     let mut scenarios = Vec::new();
-    for (title, addr, host, path, headers, count) in plan {
+    for (title, method, addr, host, path, headers, count) in plan {
         let extra: String = headers.iter().map(|(k, v)| format!("  {k}: {v}")).collect();
         let mut s = Scenario {
             title: title.into(),
-            request: format!("GET {path}  Host: {host}{extra}  via {addr}"),
+            request: format!("{method} {path}  Host: {host}{extra}  via {addr}"),
             ..Scenario::default()
         };
         for _ in 0..count {
-            let mut builder = Request::get(format!("http://{addr}{path}")).header(HOST, host);
+            let mut builder = Request::builder()
+                .method(method.clone())
+                .uri(format!("http://{addr}{path}"))
+                .header(HOST, host);
             for (k, v) in headers {
                 builder = builder.header(*k, *v);
             }
@@ -169,9 +192,9 @@ pub(super) async fn drive(demo: &Demo, n: usize) -> Report {
                     *s.served_by.entry(who).or_default() += 1;
                     *s.statuses.entry(status.as_u16()).or_default() += 1;
                 }
-                Err(error) => {
+                Err(_) => {
                     *s.served_by
-                        .entry(format!("client error: {error}"))
+                        .entry("connection closed (no response)".to_owned())
                         .or_default() += 1;
                 }
             }
@@ -180,9 +203,11 @@ pub(super) async fn drive(demo: &Demo, n: usize) -> Report {
         scenarios.push(s);
     }
     let resilience = resilience_lines(demo, &client).await;
+    let security = security_lines(demo, &client).await;
     Report {
         scenarios,
         resilience,
+        security,
         config_version: demo.proxy.config_version(),
         listeners: format!(
             "outbound {}  inbound {}  admin {}",
@@ -249,6 +274,15 @@ impl Report {
                 let _ = writeln!(out, "   {line}");
             }
         }
+        if !self.security.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nZero trust: every hop above between proxies is mutual TLS with SVIDs from the demo's CA"
+            );
+            for line in &self.security {
+                let _ = writeln!(out, "   {line}");
+            }
+        }
         out
     }
 }
@@ -258,26 +292,14 @@ async fn resilience_lines(
     demo: &Demo,
     client: &Client<HttpConnector, Empty<Bytes>>,
 ) -> Vec<String> {
-    let admin = demo.proxy.admin_addr();
-    let clusters = match Request::get(format!("http://{admin}/clusters")).body(Empty::new()) {
-        Ok(req) => match client.request(req).await {
-            Ok(resp) => resp
-                .into_body()
-                .collect()
-                .await
-                .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
-                .unwrap_or_default(),
-            Err(_) => String::new(),
-        },
-        Err(_) => String::new(),
-    };
+    let clusters = fetch(client, demo.order_proxy.admin_addr(), "/clusters").await;
     let cluster = "outbound|8080||payment-service.production.svc.cluster.local";
     demo.samples
         .iter()
         .filter(|s| s.name.starts_with("payment-service"))
         .map(|s| {
             let field = |name: &str| {
-                let prefix = format!("{cluster}::{}::{name}::", s.addr);
+                let prefix = format!("{cluster}::{}::{name}::", s.endpoint);
                 clusters
                     .lines()
                     .find_map(|l| l.strip_prefix(&prefix))
@@ -293,6 +315,73 @@ async fn resilience_lines(
             )
         })
         .collect()
+}
+
+/// GET `path` on an admin listener; empty on any failure (the report just shows less).
+async fn fetch(
+    client: &Client<HttpConnector, Empty<Bytes>>,
+    admin: std::net::SocketAddr,
+    path: &str,
+) -> String {
+    let Ok(req) = Request::get(format!("http://{admin}{path}")).body(Empty::new()) else {
+        return String::new();
+    };
+    match client.request(req).await {
+        Ok(resp) => resp
+            .into_body()
+            .collect()
+            .await
+            .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
+            .unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+/// The sum of the samples of `metric` whose labels contain `labels` in Prometheus text.
+fn metric_sum(text: &str, metric: &str, labels: &str) -> u64 {
+    text.lines()
+        .filter(|l| l.starts_with(metric) && l.contains(labels))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum()
+}
+
+/// Identities, the caller payment-service's app saw, and the decisions of the sidecars.
+async fn security_lines(demo: &Demo, client: &Client<HttpConnector, Empty<Bytes>>) -> Vec<String> {
+    let mut lines = vec![
+        "checkout-bff proxy:  spiffe://cluster.local/ns/production/sa/checkout-bff".to_owned(),
+        "order-service proxy: spiffe://cluster.local/ns/production/sa/order-service-sa".to_owned(),
+    ];
+    if let Some(s) = demo.samples.iter().find(|s| s.name == "payment-service-1") {
+        let caller = s
+            .last_caller
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or_else(|| "-".into());
+        lines.push(format!(
+            "payment-service-1's app saw the caller as {caller} (x-forwarded-client-cert from its sidecar)"
+        ));
+    }
+    let (mut allowed, mut denied, mut mtls) = (0, 0, 0);
+    for (name, sidecar) in &demo.sidecars {
+        if !name.starts_with("payment-service") {
+            continue;
+        }
+        let m = fetch(client, sidecar.admin_addr(), "/stats/prometheus").await;
+        allowed += metric_sum(&m, "mesh_authz_decisions_total", "decision=\"allow\"");
+        denied += metric_sum(&m, "mesh_authz_decisions_total", "decision=\"deny\"");
+        mtls += metric_sum(&m, "mesh_inbound_connections_security_total", "mutual_tls");
+    }
+    lines.push(format!(
+        "payment-service sidecars: {mtls} mTLS connections accepted; authorization allowed {allowed}, denied {denied} (policy payment-service-authz)"
+    ));
+    let m = fetch(client, demo.proxy.admin_addr(), "/stats/prometheus").await;
+    lines.push(format!(
+        "checkout-bff sidecar: {} plaintext connections refused (PeerAuthentication STRICT)",
+        metric_sum(&m, "mesh_inbound_rejected_total", "plaintext")
+    ));
+    lines
 }
 
 fn ms(d: Duration) -> f64 {

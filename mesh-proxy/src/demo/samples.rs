@@ -33,6 +33,12 @@ pub struct Sample {
     pub version: &'static str,
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Where the mesh reaches it: its sidecar's inbound listener (its own address until the
+    /// demo gives it a sidecar).
+    pub endpoint: SocketAddr,
+    /// The caller's SPIFFE ID in the last request, from the `x-forwarded-client-cert` its
+    /// sidecar added (HDR-5).
+    pub last_caller: Arc<std::sync::Mutex<Option<String>>>,
     /// Requests served.
     pub served: Arc<AtomicU64>,
     task: JoinHandle<()>,
@@ -74,6 +80,8 @@ pub(crate) async fn start(
     let addr = listener.local_addr()?;
     let served = Arc::new(AtomicU64::new(0));
     let counter = Arc::clone(&served);
+    let last_caller: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
+    let caller = Arc::clone(&last_caller);
     let task = tokio::spawn(async move {
         let builder = auto::Builder::new(TokioExecutor::new());
         loop {
@@ -81,8 +89,18 @@ pub(crate) async fn start(
                 continue;
             };
             let counter = Arc::clone(&counter);
+            let caller = Arc::clone(&caller);
             let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
                 let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
+                let uri = req
+                    .headers()
+                    .get("x-forwarded-client-cert")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.rsplit(';').find_map(|kv| kv.strip_prefix("URI=")))
+                    .map(str::to_owned);
+                if uri.is_some() {
+                    *caller.lock().unwrap_or_else(|e| e.into_inner()) = uri;
+                }
                 let status = match behaviour {
                     SampleBehaviour::FailEvery(k) if n.is_multiple_of(k) => {
                         StatusCode::SERVICE_UNAVAILABLE
@@ -113,6 +131,8 @@ pub(crate) async fn start(
         name,
         version,
         addr,
+        endpoint: addr,
+        last_caller,
         served,
         task,
     })

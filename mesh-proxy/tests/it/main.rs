@@ -13,3 +13,4 @@ mod local_replies;
 mod reload;
 mod resilience;
 mod routing;
+mod security;
