@@ -1,4 +1,5 @@
-//! The `mesh-proxy` command line (DESIGN.md contract): `run`, `analyze`, `explain`, `demo`.
+//! The `mesh-proxy` command line (DESIGN.md contract): `run`, `analyze`, `explain`, `demo`,
+//! `ca`.
 //!
 //! Every flag also reads an environment variable `MESH_<FLAG>` (`--drain-timeout` →
 //! `MESH_DRAIN_TIMEOUT`).
@@ -34,6 +35,8 @@ pub enum Command {
     Explain(ExplainArgs),
     /// Start sample services and proxies in one process, drive traffic, print a report.
     Demo(DemoArgs),
+    /// A development CA: create one, issue SVIDs from it (never for production).
+    Ca(crate::ca::CaArgs),
 }
 
 /// `mesh-proxy run`.
@@ -69,6 +72,22 @@ pub struct RunArgs {
     /// Bound on finishing in-flight requests at shutdown (`5s`, `500ms`, `1m`).
     #[arg(long, env = "MESH_DRAIN_TIMEOUT", default_value = "5s")]
     pub drain_timeout: mesh_core::model::Duration,
+    /// The proxy's SVID chain, leaf first (PEM; with --key and --ca; reloaded on change).
+    #[arg(long, env = "MESH_CERT", requires_all = ["key", "ca"])]
+    pub cert: Option<PathBuf>,
+    /// The SVID's private key (PEM).
+    #[arg(long, env = "MESH_KEY", requires_all = ["cert", "ca"])]
+    pub key: Option<PathBuf>,
+    /// The trust bundle: CA certificates of the trust domain (PEM).
+    #[arg(long, env = "MESH_CA", requires_all = ["cert", "key"])]
+    pub ca: Option<PathBuf>,
+    /// Former names of the trust domain that authorization treats as equivalent.
+    #[arg(long, env = "MESH_TRUST_DOMAIN_ALIAS", value_delimiter = ',')]
+    pub trust_domain_alias: Vec<String>,
+    /// Inbound path normalization before authorization: none, base, merge-slashes,
+    /// decode-and-merge-slashes.
+    #[arg(long, env = "MESH_PATH_NORMALIZATION", default_value = "base")]
+    pub path_normalization: mesh_identity::path::PathNormalization,
 }
 
 /// The workload a proxy stands for: what config selection looks at (`sourceLabels` routes,
@@ -135,6 +154,16 @@ impl RunArgs {
             admin: self.admin,
             drain_timeout: self.drain_timeout.as_std(),
             log_format: self.log_format,
+            identity: match (&self.cert, &self.key, &self.ca) {
+                (Some(cert), Some(key), Some(ca)) => crate::settings::IdentitySource::Files {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                    ca: ca.clone(),
+                },
+                _ => crate::settings::IdentitySource::None,
+            },
+            trust_domain_aliases: self.trust_domain_alias.clone(),
+            path_normalization: self.path_normalization,
             ..self.workload.settings(self.config.clone())
         }
     }
@@ -168,7 +197,8 @@ pub struct ExplainArgs {
     /// A request header, `name:value` (split at the first `:`); repeat for more.
     #[arg(long = "header", short = 'H', value_name = "NAME:VALUE")]
     pub headers: Vec<String>,
-    /// The caller's SPIFFE ID (echoed; authorization is not evaluated yet).
+    /// The caller's SPIFFE ID for the destination's AuthorizationPolicies (default: this
+    /// workload's own identity).
     #[arg(long, value_name = "SPIFFE_ID")]
     pub from: Option<String>,
     /// The workload whose outbound proxy decides (as `run` takes it).
@@ -208,6 +238,7 @@ pub fn main() -> ExitCode {
             let log = crate::logging::init(args.log_format);
             runtime().block_on(run(args.settings(), log))
         }
+        Command::Ca(args) => crate::ca::run(&args),
         Command::Demo(args) => {
             let log = crate::logging::init(LogFormat::Text);
             runtime().block_on(crate::demo::run(&args, log))

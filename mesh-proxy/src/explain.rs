@@ -27,6 +27,9 @@ use serde::Serialize;
 
 use crate::cli::ExplainArgs;
 use crate::settings::ProxySettings;
+use mesh_core::registry::Scope;
+use mesh_identity::authz::AuthzRequest;
+use mesh_identity::{AuthzTable, SpiffeId};
 
 /// Output format of `explain`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -164,12 +167,95 @@ pub fn explain(args: &ExplainArgs) -> Result<Explained, ExplainError> {
     let table = RouteTable::compile(&snapshot, &registry, &scope)?;
     let port = mesh_routing::layer::request_port(&req);
     let mut sources = SourceMap::new();
-    let explanation =
+    let mut explanation =
         mesh_routing::explain::explain(&table, &registry, &req, port, Some(&mut sources));
+    explanation.authz = authorize(&explanation, &registry, &snapshot, &settings, &req, args)?;
     Ok(Explained {
         explanation,
         run_would_refuse,
     })
+}
+
+/// The AuthorizationPolicies of the destination workload (the first endpoint's labels, the
+/// service's namespace) on the request as sent by `--from`, or by this workload's own identity.
+fn authorize(
+    e: &Explanation,
+    registry: &Registry,
+    snapshot: &mesh_core::Snapshot,
+    settings: &ProxySettings,
+    req: &Request<()>,
+    args: &ExplainArgs,
+) -> Result<Option<serde_json::Value>, ExplainError> {
+    let from = match &args.from {
+        Some(id) => SpiffeId::parse(id)
+            .map_err(|err| ExplainError::Request(format!("--from {id:?}: {err}")))?,
+        None => {
+            let own = format!(
+                "spiffe://{}/ns/{}/sa/{}",
+                settings.trust_domain, settings.namespace, settings.service_account
+            );
+            SpiffeId::parse(&own).map_err(|err| ExplainError::Request(format!("{own}: {err}")))?
+        }
+    };
+    let (Some(dest), Some(endpoint)) = (&e.destination, e.endpoints.first()) else {
+        return Ok(None);
+    };
+    let Some(service) = registry.get(&dest.host) else {
+        return Ok(None);
+    };
+    let port = endpoint
+        .address
+        .parse::<std::net::SocketAddr>()
+        .map_or(0, |a| a.port());
+    let scope = Scope::new(service.namespace.clone())
+        .labels(endpoint.labels.clone())
+        .root_namespace(settings.root_namespace.clone());
+    let table = AuthzTable::compile_with(snapshot, &scope, &settings.authz_options());
+    let principal = from.principal();
+    let host = req
+        .uri()
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .or_else(|| {
+            req.headers()
+                .get(HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    let path = req.uri().path();
+    let areq = AuthzRequest::http(std::net::IpAddr::from([127, 0, 0, 1]), port)
+        .principal(Some(&principal))
+        .method(req.method().as_str())
+        .path(path)
+        .host(&host)
+        .headers(req.headers());
+    let d = table.decide(&areq);
+    let policies: Vec<serde_json::Value> = table
+        .explain(&areq)
+        .iter()
+        .map(|t| {
+            serde_json::json!({
+                "policy": format!("{}/{}", t.namespace, t.name),
+                "action": format!("{:?}", t.action).to_uppercase(),
+                "dry_run": t.dry_run,
+                "matched_rule": t.matched_rule,
+            })
+        })
+        .collect();
+    Ok(Some(serde_json::json!({
+        "decision": if d.allowed { "ALLOW" } else { "DENY" },
+        "policy": d.matched.map(|m| format!("{}/{}", m.namespace, m.name)),
+        "rule": d.matched.map(|m| m.rule),
+        "why": d.reason.as_str(),
+        "from": principal,
+        "workload": {
+            "namespace": service.namespace,
+            "labels": endpoint.labels,
+            "endpoint": endpoint.address,
+        },
+        "policies": policies,
+    })))
 }
 
 /// Runs the command.
@@ -386,11 +472,38 @@ pub fn render_text(e: &Explanation, args: &ExplainArgs) -> String {
     }
     out.line("outcome", &e.outcome);
     match &e.authz {
-        Some(authz) => out.line("authz", &authz.to_string()),
-        None => out.line(
-            "authz",
-            "not evaluated (AuthorizationPolicy support comes with the zero-trust work)",
-        ),
+        Some(a) => {
+            let text = |k: &str| a[k].as_str().unwrap_or("-").to_owned();
+            let mut line = format!(
+                "{} — {} (from {}, at workload {} {})",
+                text("decision"),
+                text("why"),
+                text("from"),
+                a["workload"]["namespace"].as_str().unwrap_or("-"),
+                a["workload"]["endpoint"].as_str().unwrap_or("-"),
+            );
+            if let (Some(p), Some(r)) = (a["policy"].as_str(), a["rule"].as_u64()) {
+                let _ = write!(line, ": policy {p} rule {r}");
+            }
+            out.line("authz", &line);
+            for p in a["policies"].as_array().into_iter().flatten() {
+                let rule = p["matched_rule"].as_u64().map_or_else(
+                    || "no rule matched".to_owned(),
+                    |r| format!("rule {r} matched"),
+                );
+                out.more(&format!(
+                    "{} {}{}: {rule}",
+                    p["action"].as_str().unwrap_or("-"),
+                    p["policy"].as_str().unwrap_or("-"),
+                    if p["dry_run"].as_bool() == Some(true) {
+                        " (dry run)"
+                    } else {
+                        ""
+                    },
+                ));
+            }
+        }
+        None => out.line("authz", "not evaluated: the request reaches no workload"),
     }
     out.0
 }

@@ -21,6 +21,7 @@
 mod admin;
 pub mod analyze;
 pub mod body;
+pub mod ca;
 pub mod cli;
 pub mod demo;
 pub mod explain;

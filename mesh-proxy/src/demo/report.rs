@@ -228,7 +228,7 @@ impl Report {
             self.config_version, self.listeners
         );
         for (i, s) in self.scenarios.iter().enumerate() {
-            let total: usize = s.statuses.values().sum();
+            let total: usize = s.served_by.values().sum();
             let _ = writeln!(out, "\n{}. {}", i + 1, s.title);
             let _ = writeln!(out, "   {}", s.request);
             for (who, count) in &s.served_by {
@@ -253,6 +253,9 @@ impl Report {
                     )
                 })
                 .collect();
+            if codes.is_empty() {
+                continue;
+            }
             let _ = writeln!(out, "   status: {}", codes.join(", "));
             let _ = writeln!(
                 out,

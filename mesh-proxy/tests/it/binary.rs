@@ -190,7 +190,11 @@ async fn explain_header_match_picks_the_canary_route_and_subset() {
     let endpoints = e["endpoints"].as_array().unwrap();
     assert_eq!(endpoints.len(), 1, "{e:#}");
     assert_eq!(endpoints[0]["address"], "127.0.0.1:19082");
-    assert!(e["authz"].is_null());
+    // No AuthorizationPolicy: the destination allows (AUTHZ-2 step 3), decided for this
+    // workload's own identity since no --from was given.
+    assert_eq!(e["authz"]["decision"], "ALLOW", "{e:#}");
+    assert_eq!(e["authz"]["why"], "no allow policy applies");
+    assert_eq!(e["authz"]["from"], "cluster.local/ns/default/sa/default");
     assert!(e["from"].is_null());
 }
 
@@ -270,7 +274,10 @@ async fn explain_text_names_the_virtual_service_file_and_line_and_the_outcome() 
         stdout.contains("outcome   forward to outbound|9080|v2|reviews.default.svc.cluster.local"),
         "{report}"
     );
-    assert!(stdout.contains("authz     not evaluated"), "{report}");
+    assert!(
+        stdout.contains("authz     ALLOW — no allow policy applies"),
+        "{report}"
+    );
 }
 
 #[tokio::test]
@@ -549,4 +556,120 @@ fn field(line: &str, key: &str) -> Option<String> {
             .trim_matches('"')
             .to_owned(),
     )
+}
+
+#[tokio::test]
+async fn explain_from_evaluates_the_destinations_authorization_policy() {
+    // SEMANTICS AUTHZ-2 through explain: the seeds' payment-service policy decides.
+    let run = |from: &'static str| async move {
+        let out = Command::new(BIN)
+            .args([
+                "explain",
+                "--config",
+                EXAMPLES,
+                "--namespace",
+                "production",
+                "-o",
+                "json",
+            ])
+            .args(["--from", from])
+            .args([
+                "--request",
+                "POST http://payment-service.production:8080/v1/payments",
+            ])
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["authz"].clone()
+    };
+    let allowed = run("spiffe://cluster.local/ns/production/sa/order-service-sa").await;
+    assert_eq!(allowed["decision"], "ALLOW");
+    assert_eq!(allowed["policy"], "production/payment-service-authz");
+    assert_eq!(allowed["rule"], 0);
+    let denied = run("spiffe://cluster.local/ns/production/sa/checkout-bff").await;
+    assert_eq!(denied["decision"], "DENY");
+    assert_eq!(denied["why"], "no allow policy matched");
+    let bad = Command::new(BIN)
+        .args(["explain", "--config", EXAMPLES, "--from", "spiffe://Bad/x"])
+        .args(["--request", "GET http://payment-service.production:8080/"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        bad.status.code(),
+        Some(2),
+        "a malformed --from is a usage error"
+    );
+}
+
+#[tokio::test]
+async fn ca_init_and_issue_write_files_run_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca");
+    let out = dir.path().join("pki");
+    let init = Command::new(BIN)
+        .args(["ca", "init", "--dir"])
+        .arg(&ca)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&init.stdout);
+    assert!(!stdout.contains("PRIVATE KEY"), "{stdout}");
+    let again = Command::new(BIN)
+        .args(["ca", "init", "--dir"])
+        .arg(&ca)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(again.status.code(), Some(1), "no overwrite without --force");
+    let issue = Command::new(BIN)
+        .args([
+            "ca",
+            "issue",
+            "--namespace",
+            "production",
+            "--service-account",
+            "web",
+            "--dir",
+        ])
+        .arg(&ca)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        issue.status.success(),
+        "{}",
+        String::from_utf8_lossy(&issue.stderr)
+    );
+    for f in ["cert.pem", "key.pem", "ca.pem"] {
+        assert!(out.join(f).exists(), "{f}");
+    }
+    let foreign = Command::new(BIN)
+        .args([
+            "ca",
+            "issue",
+            "--spiffe-id",
+            "spiffe://example.org/ns/x/sa/y",
+            "--dir",
+        ])
+        .arg(&ca)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status.code(), Some(1));
 }
