@@ -149,9 +149,9 @@ impl PeerAuthTable {
                 }
             }
         }
-        fn oldest<'r>(
-            mut v: Vec<&'r Resource<PeerAuthentication>>,
-        ) -> Option<&'r Resource<PeerAuthentication>> {
+        fn oldest(
+            mut v: Vec<&Resource<PeerAuthentication>>,
+        ) -> Option<&Resource<PeerAuthentication>> {
             v.sort_by(|a, b| creation_order(a, b));
             v.first().copied()
         }
@@ -173,10 +173,10 @@ impl PeerAuthTable {
             if level == Level::Workload {
                 // PA-3: ports only from the workload's own policy; UNSET inherits.
                 for (port, m) in &r.spec.port_level_mtls {
-                    if let Ok(p) = u16::try_from(*port) {
-                        if p != 0 {
-                            table.ports.insert(p, mode.then(m.mode));
-                        }
+                    if let Ok(p) = u16::try_from(*port)
+                        && p != 0
+                    {
+                        table.ports.insert(p, mode.then(m.mode));
                     }
                 }
             }

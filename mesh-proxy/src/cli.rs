@@ -81,9 +81,6 @@ pub struct RunArgs {
     /// The trust bundle: CA certificates of the trust domain (PEM).
     #[arg(long, env = "MESH_CA", requires_all = ["cert", "key"])]
     pub ca: Option<PathBuf>,
-    /// Former names of the trust domain that authorization treats as equivalent.
-    #[arg(long, env = "MESH_TRUST_DOMAIN_ALIAS", value_delimiter = ',')]
-    pub trust_domain_alias: Vec<String>,
     /// Inbound path normalization before authorization: none, base, merge-slashes,
     /// decode-and-merge-slashes.
     #[arg(long, env = "MESH_PATH_NORMALIZATION", default_value = "base")]
@@ -110,6 +107,15 @@ pub struct WorkloadArgs {
     /// Istio's root namespace (mesh-wide policies).
     #[arg(long, env = "MESH_ROOT_NAMESPACE", default_value = "istio-system")]
     pub root_namespace: String,
+    /// A former name of the trust domain that AuthorizationPolicy principals may use (treated
+    /// as equivalent to --trust-domain); repeat or separate with commas.
+    #[arg(
+        long,
+        env = "MESH_TRUST_DOMAIN_ALIAS",
+        value_delimiter = ',',
+        value_name = "TD"
+    )]
+    pub trust_domain_alias: Vec<String>,
 }
 
 impl WorkloadArgs {
@@ -122,6 +128,7 @@ impl WorkloadArgs {
             labels: self.labels.0.clone(),
             trust_domain: self.trust_domain.clone(),
             root_namespace: self.root_namespace.clone(),
+            trust_domain_aliases: self.trust_domain_alias.clone(),
             ..ProxySettings::default()
         }
     }
@@ -162,7 +169,6 @@ impl RunArgs {
                 },
                 _ => crate::settings::IdentitySource::None,
             },
-            trust_domain_aliases: self.trust_domain_alias.clone(),
             path_normalization: self.path_normalization,
             ..self.workload.settings(self.config.clone())
         }

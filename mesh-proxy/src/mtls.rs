@@ -281,6 +281,9 @@ impl std::fmt::Debug for UpstreamTls {
     }
 }
 
+/// An endpoint's namespace and service account, and the protocol spoken.
+type OriginKey = (String, Option<String>, UpstreamVersion);
+
 /// `ISTIO_MUTUAL` towards one cluster.
 pub(crate) struct IstioMutual {
     identity: Arc<Identity>,
@@ -293,7 +296,7 @@ pub(crate) struct IstioMutual {
     server_name: ServerName<'static>,
     /// One configuration per (endpoint namespace, service account, protocol), made on first
     /// use: the connect path only, never per request.
-    origins: Mutex<HashMap<(String, Option<String>, UpstreamVersion), Arc<TlsOrigin>>>,
+    origins: Mutex<HashMap<OriginKey, Arc<TlsOrigin>>>,
 }
 
 impl UpstreamTls {
@@ -432,10 +435,10 @@ impl IstioMutual {
             return Expected::Ids(self.dr_sans.clone());
         }
         let mut ids = self.se_sans.clone();
-        if let Some(sa) = &endpoint.service_account {
-            if let Ok(id) = SpiffeId::istio(&self.identity.trust_domain, &endpoint.namespace, sa) {
-                ids.push(id);
-            }
+        if let Some(sa) = &endpoint.service_account
+            && let Ok(id) = SpiffeId::istio(&self.identity.trust_domain, &endpoint.namespace, sa)
+        {
+            ids.push(id);
         }
         Expected::Ids(ids)
     }
