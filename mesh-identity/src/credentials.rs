@@ -288,11 +288,12 @@ impl CertStore {
 
     /// Replaces the credentials and keeps the bundle.
     pub fn replace_credentials(&self, credentials: Credentials) {
-        let bundle = self.trust_bundle();
-        self.inner.store(Arc::new(Current {
-            credentials: Arc::new(credentials),
-            bundle,
-        }));
+        let credentials = Arc::new(credentials);
+        // Read-copy-update: a concurrent `replace` never has its bundle dropped.
+        self.inner.rcu(|current| Current {
+            credentials: Arc::clone(&credentials),
+            bundle: Arc::clone(&current.bundle),
+        });
     }
 
     /// A server configuration presenting the current SVID at each handshake and verifying

@@ -50,11 +50,7 @@ pub fn element(by: &SpiffeId, peer_leaf: &CertificateDer<'_>) -> Result<String, 
     for b in digest.as_ref() {
         let _ = write!(out, "{b:02x}");
     }
-    let _ = write!(
-        out,
-        ";Subject=\"{}\";URI={peer}",
-        subject(&cert).replace('"', "\\\"")
-    );
+    let _ = write!(out, ";Subject=\"{}\";URI={peer}", subject(&cert));
     if let Ok(Some(san)) = cert.subject_alternative_name() {
         for name in &san.value.general_names {
             if let GeneralName::DNSName(dns) = name {
@@ -154,7 +150,7 @@ mod tests {
             e,
             format!(
                 "By=spiffe://cluster.local/ns/prod/sa/pay;Hash={hash};Subject=\"{}\";URI=spiffe://cluster.local/ns/prod/sa/order",
-                subject.replace('"', "\\\"")
+                subject
             )
         );
     }
@@ -172,6 +168,8 @@ mod tests {
 
     #[test]
     fn dn_values_are_escaped() {
+        // Once: a quote in a value is `\"`, never `\\"` (escape_dn is the only escaping).
+        assert_eq!(escape_dn("say \"hi\""), "say \\\"hi\\\"");
         assert_eq!(escape_dn("a,b"), "a\\,b");
         assert_eq!(escape_dn(" x "), "\\ x\\ ");
         assert_eq!(escape_dn("plain"), "plain");
