@@ -286,10 +286,10 @@ impl CertStore {
         }));
     }
 
-    /// Replaces the credentials and keeps the bundle.
+    /// Replaces the credentials and keeps the bundle (atomically: a concurrent
+    /// [`replace`](Self::replace) of the bundle is not lost).
     pub fn replace_credentials(&self, credentials: Credentials) {
         let credentials = Arc::new(credentials);
-        // Read-copy-update: a concurrent `replace` never has its bundle dropped.
         self.inner.rcu(|current| Current {
             credentials: Arc::clone(&credentials),
             bundle: Arc::clone(&current.bundle),
@@ -492,12 +492,177 @@ mod tests {
             "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
         )
         .unwrap();
-        let e = files.load(&td).unwrap_err().to_string();
+        let e = files.load(&td).unwrap_err();
+        assert!(matches!(e, CredentialError::InvalidKey(_)), "{e:?}");
+        let e = e.to_string();
         assert!(!e.contains("AAAA"), "{e}");
         // A missing file is named.
         let missing = PemFiles::new(dir.path().join("nope.pem"), "k", "c");
         let e = missing.load(&td).unwrap_err().to_string();
         assert!(e.contains("nope.pem"), "{e}");
+    }
+
+    #[test]
+    fn from_pem_round_trip_and_errors_name_no_key_bytes() {
+        let (ca, id) = setup();
+        let svid = ca.issue(&id, DEFAULT_SVID_TTL).unwrap();
+        let c = Credentials::from_pem(svid.cert_pem(), svid.key_pem()).unwrap();
+        assert_eq!(c.spiffe_id(), &id);
+        assert_eq!(c.chain(), svid.chain());
+        assert_eq!(&c.certified_key().cert[0], svid.cert_der());
+        // Garbage key: InvalidKey, and the message does not echo it.
+        let garbage = "-----BEGIN PRIVATE KEY-----\nAAECAwQFBgcICQ==\n-----END PRIVATE KEY-----\n";
+        let e = Credentials::from_pem(svid.cert_pem(), garbage).unwrap_err();
+        assert!(matches!(e, CredentialError::InvalidKey(_)), "{e:?}");
+        for text in [e.to_string(), format!("{e:?}")] {
+            assert!(!text.contains("AAECAwQFBgcICQ"), "{text}");
+            assert!(!text.contains("[0, 1, 2, 3"), "{text}");
+        }
+        // No key at all / no certificate at all.
+        assert!(matches!(
+            Credentials::from_pem(svid.cert_pem(), "not pem"),
+            Err(CredentialError::NoKey(_))
+        ));
+        assert!(matches!(
+            Credentials::from_pem("", svid.key_pem()),
+            Err(CredentialError::NoCertificate(_))
+        ));
+        // The key of another certificate (SPIFFE-3: we must hold the leaf's key).
+        let other = ca.issue(&id, DEFAULT_SVID_TTL).unwrap();
+        assert!(matches!(
+            Credentials::from_der(svid.chain().to_vec(), other.key_der()),
+            Err(CredentialError::KeyMismatch)
+        ));
+        // A leaf that is not an SVID.
+        let bad = crate::ca::testing::two_uri_sans(&ca).unwrap();
+        assert!(matches!(
+            Credentials::from_issued(&bad),
+            Err(CredentialError::Certificate(_))
+        ));
+    }
+
+    #[test]
+    fn summary_shows_what_config_dump_may_show() {
+        let (ca, id) = setup();
+        let svid = ca.issue(&id, DEFAULT_SVID_TTL).unwrap();
+        let c = Credentials::from_issued(&svid).unwrap();
+        let s = c.summary();
+        assert_eq!(s.spiffe_id, "spiffe://cluster.local/ns/prod/sa/pay");
+        assert_eq!(s.subject, "O=cluster.local");
+        assert!(
+            s.serial
+                .split(':')
+                .all(|b| b.len() == 2 && b.bytes().all(|c| c.is_ascii_hexdigit())),
+            "{}",
+            s.serial
+        );
+        assert_eq!(s.not_after, svid.not_after());
+        assert!(c.is_expired(s.not_after + Duration::from_secs(1)));
+        assert!(!c.rotation_due(s.not_before));
+    }
+
+    #[test]
+    fn replace_credentials_keeps_the_current_bundle() {
+        let (ca, id) = setup();
+        let c = Credentials::from_issued(&ca.issue(&id, DEFAULT_SVID_TTL).unwrap()).unwrap();
+        let store = CertStore::new(c.clone(), TrustBundle::new());
+        let clone = store.clone();
+        clone.replace(c.clone(), ca.bundle());
+        assert!(!store.trust_bundle().is_empty());
+        let second = Credentials::from_issued(&ca.issue(&id, DEFAULT_SVID_TTL).unwrap()).unwrap();
+        store.replace_credentials(second.clone());
+        assert!(!store.trust_bundle().is_empty());
+        assert_eq!(store.credentials().summary(), second.summary());
+        assert!(!BundleSource::bundle(&store).is_empty());
+    }
+
+    #[test]
+    fn pem_files_reject_an_empty_ca_file() {
+        let (ca, id) = setup();
+        let dir = tempfile::tempdir().unwrap();
+        let svid = ca.issue(&id, DEFAULT_SVID_TTL).unwrap();
+        std::fs::write(dir.path().join("cert.pem"), svid.cert_pem()).unwrap();
+        std::fs::write(dir.path().join("key.pem"), svid.key_pem()).unwrap();
+        std::fs::write(dir.path().join("ca.pem"), "").unwrap();
+        let files = PemFiles::new(
+            dir.path().join("cert.pem"),
+            dir.path().join("key.pem"),
+            dir.path().join("ca.pem"),
+        );
+        assert!(files.load(ca.trust_domain()).is_err());
+        // An empty certificate file is named.
+        std::fs::write(dir.path().join("cert.pem"), "").unwrap();
+        let e = files.load(ca.trust_domain()).unwrap_err();
+        assert!(
+            matches!(e, CredentialError::NoCertificate(ref p) if p.contains("cert.pem")),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn optional_client_auth_accepts_clients_without_a_certificate() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (ca, id) = setup();
+        let store = CertStore::new(
+            Credentials::from_issued(&ca.issue(&id, DEFAULT_SVID_TTL).unwrap()).unwrap(),
+            ca.bundle(),
+        );
+        let serve = |auth: ClientAuth| {
+            let acceptor = tokio_rustls::TlsAcceptor::from(store.server_config(auth).unwrap());
+            async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let addr = listener.local_addr().unwrap();
+                tokio::spawn(async move {
+                    if let Ok((s, _)) = listener.accept().await
+                        && let Ok(mut tls) = acceptor.accept(s).await
+                    {
+                        let mut buf = [0u8; 4];
+                        if tls.read_exact(&mut buf).await.is_ok() {
+                            let _ = tls.write_all(&buf).await;
+                        }
+                    }
+                });
+                addr
+            }
+        };
+        let anonymous = || {
+            let verifier =
+                SpiffeServerVerifier::new(store.clone(), Expected::Ids(vec![id.clone()]));
+            let config = ClientConfig::builder_with_provider(Arc::new(provider()))
+                .with_protocol_versions(PROTOCOL_VERSIONS)
+                .unwrap()
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(verifier))
+                .with_no_client_auth();
+            tokio_rustls::TlsConnector::from(Arc::new(config))
+        };
+        let name = rustls_pki_types::ServerName::try_from("pay").unwrap();
+        let echo = |addr| {
+            let connector = anonymous();
+            let name = name.clone();
+            async move {
+                let tcp = tokio::net::TcpStream::connect(addr).await.ok()?;
+                let mut tls = connector.connect(name, tcp).await.ok()?;
+                tls.write_all(b"ping").await.ok()?;
+                let mut buf = [0u8; 4];
+                tls.read_exact(&mut buf).await.ok()?;
+                Some(buf)
+            }
+        };
+        let optional = serve(ClientAuth::Optional).await;
+        assert_eq!(echo(optional).await, Some(*b"ping"));
+        let required = serve(ClientAuth::Required).await;
+        assert_eq!(echo(required).await, None);
+        // The server offers ALPN h2 and http/1.1.
+        let config = store.server_config(ClientAuth::Required).unwrap();
+        assert_eq!(
+            config.alpn_protocols,
+            [b"h2".to_vec(), b"http/1.1".to_vec()]
+        );
+        let client = store
+            .client_config(Expected::Ids(vec![id.clone()]), &[b"http/1.1"])
+            .unwrap();
+        assert_eq!(client.alpn_protocols, [b"http/1.1".to_vec()]);
     }
 
     #[tokio::test]

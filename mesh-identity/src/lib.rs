@@ -11,9 +11,9 @@
 //! | [`ca`] | [`DevCa`]: a development CA that issues 24 h SVIDs (never for production) | SPIFFE-10 |
 //! | [`tls`] | rustls verifiers that check the peer's SVID and SPIFFE ID (`SpiffeServerVerifier` with the expected server identity, `SpiffeClientVerifier`), client/server configs with TLS 1.2/1.3 and ALPN `h2`/`http/1.1` | SPIFFE-9, SPIFFE-12 |
 //! | [`authz`] | [`AuthzTable`]: the AuthorizationPolicies that apply to a workload, compiled once, and a decision per request (CUSTOM → DENY → ALLOW, AUDIT, dry run) | AUTHZ-1..27 |
-//!
-//! Still to come (issue 6): rotating certificate sources, PeerAuthentication modes, and the
-//! layers and proxy wiring that put all of it on a request path.
+//! | [`credentials`] | [`Credentials`](credentials::Credentials) (own SVID + key, rotation at half life), [`CertStore`](credentials::CertStore) (credentials and bundle swapped atomically; rustls configs that read them at every handshake), [`PemFiles`](credentials::PemFiles) (`--cert --key --ca`, change fingerprint) | SPIFFE-3, SPIFFE-10 |
+//! | [`peer_auth`] | [`PeerAuthTable`](peer_auth::PeerAuthTable): the inbound mTLS mode (STRICT/PERMISSIVE/DISABLE) of each workload port from mesh, namespace and workload PeerAuthentications | PA-1..4 |
+//! | [`xfcc`] | the `x-forwarded-client-cert` element Istio's sidecar appends on mTLS (`By`, `Hash`, `Subject`, `URI`, `DNS`) | HDR-5 |
 //!
 //! ```
 //! use mesh_identity::{DevCa, SpiffeId, TrustDomain};

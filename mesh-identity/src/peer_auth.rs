@@ -121,6 +121,21 @@ pub struct PeerAuthTable {
 impl PeerAuthTable {
     /// The PeerAuthentications of `snapshot` that apply to the workload in `scope`, settled
     /// into a mode per port (PA-1..PA-3).
+    ///
+    /// Scope (PA-1): a policy in `scope.root_namespace` without selector is mesh-wide, one in
+    /// `scope.namespace` without selector is namespace-wide, one in `scope.namespace` whose
+    /// `matchLabels` are all among `scope.labels` is the workload's; a policy with a selector
+    /// in the root namespace is ignored, and policies of other namespaces never apply. A
+    /// selector with no `matchLabels` (`selector: {}` or `matchLabels: {}`) counts as no
+    /// selector, as in istiod (`ComposePeerAuthentication` in
+    /// pilot/pkg/security/authn/policy_applier.go tests `Selector == nil ||
+    /// len(MatchLabels) == 0`): namespace-wide, or mesh-wide in the root namespace.
+    ///
+    /// Precedence (PA-2): at each level the oldest policy (`creationTimestamp`, then
+    /// namespace/name; policies without a timestamp after those with one) decides alone; the
+    /// mode starts `PERMISSIVE` and each level's mode replaces it unless `UNSET` or absent.
+    /// Ports (PA-3): `portLevelMtls` only from the workload-level policy, an `UNSET` entry
+    /// takes the workload-level result, keys outside `1..=65535` are ignored.
     pub fn compile(snapshot: &Snapshot, scope: &Scope) -> Self {
         let mut mesh: Vec<&Resource<PeerAuthentication>> = Vec::new();
         let mut namespace = Vec::new();
@@ -128,7 +143,7 @@ impl PeerAuthTable {
         for r in snapshot.peer_authentications() {
             let ns = r.namespace();
             let selector = r.spec.selector.as_ref();
-            // An empty `matchLabels` selects every workload of the namespace, like none.
+            // An empty `matchLabels` counts as no selector (istiod does the same).
             let selects = selector.filter(|s| !s.match_labels.is_empty());
             if ns == scope.root_namespace {
                 // PA-1 (pitfall): a selector in the root namespace makes the policy ignored.
@@ -376,6 +391,95 @@ mod tests {
                 8080,
                 Strict,
             ),
+            (
+                "PA-1 empty matchLabels in the root namespace is mesh-wide",
+                pa(
+                    "istio-system",
+                    "m",
+                    T1,
+                    "{selector: {matchLabels: {}}, mtls: {mode: STRICT}}",
+                ),
+                8080,
+                Strict,
+            ),
+            (
+                "PA-1 `selector: {}` acts as namespace-wide",
+                pa("prod", "n", T1, "{selector: {}, mtls: {mode: DISABLE}}"),
+                8080,
+                Disable,
+            ),
+            (
+                "PA-2 workload STRICT overrides namespace DISABLE",
+                pa("prod", "n", T1, "{mtls: {mode: DISABLE}}")
+                    + &pa(
+                        "prod",
+                        "w",
+                        T1,
+                        "{selector: {matchLabels: {app: pay}}, mtls: {mode: STRICT}}",
+                    ),
+                8080,
+                Strict,
+            ),
+            (
+                "PA-2 workload UNSET inherits namespace DISABLE",
+                pa("istio-system", "m", T1, "{mtls: {mode: STRICT}}")
+                    + &pa("prod", "n", T1, "{mtls: {mode: DISABLE}}")
+                    + &pa(
+                        "prod",
+                        "w",
+                        T1,
+                        "{selector: {matchLabels: {app: pay}}, mtls: {mode: UNSET}}",
+                    ),
+                8080,
+                Disable,
+            ),
+            (
+                "PA-2 two workload policies: the oldest wins",
+                pa(
+                    "prod",
+                    "w-new",
+                    T2,
+                    "{selector: {matchLabels: {app: pay}}, mtls: {mode: DISABLE}}",
+                ) + &pa(
+                    "prod",
+                    "w-old",
+                    T1,
+                    "{selector: {matchLabels: {app: pay}}, mtls: {mode: STRICT}}",
+                ),
+                8080,
+                Strict,
+            ),
+            (
+                "PA-2 the oldest decides even when it is UNSET (the newer is not consulted)",
+                pa("istio-system", "m", T1, "{mtls: {mode: STRICT}}")
+                    + &pa("prod", "old", T1, "{mtls: {mode: UNSET}}")
+                    + &pa("prod", "new", T2, "{mtls: {mode: DISABLE}}"),
+                8080,
+                Strict,
+            ),
+            (
+                "PA-3 a port key above 65535 is ignored, not truncated",
+                pa(
+                    "prod",
+                    "w",
+                    T1,
+                    "{selector: {matchLabels: {app: pay}}, mtls: {mode: STRICT}, portLevelMtls: {70000: {mode: DISABLE}}}",
+                ),
+                // 70000 mod 65536
+                4464,
+                Strict,
+            ),
+            (
+                "PA-3 pitfall: portLevelMtls on a mesh policy is ignored",
+                pa(
+                    "istio-system",
+                    "m",
+                    T1,
+                    "{mtls: {mode: STRICT}, portLevelMtls: {8080: {mode: DISABLE}}}",
+                ),
+                8080,
+                Strict,
+            ),
         ];
         for (rule, yaml, port, want) in rows {
             assert_eq!(table(&yaml, APP).mode(port), want, "{rule}");
@@ -396,5 +500,127 @@ mod tests {
         assert_eq!(names, [("mesh", "mesh"), ("namespace", "a")]);
         assert_eq!(t.default_mode(), PeerAuthMode::Permissive);
         assert_eq!(t.port_modes().count(), 0);
+    }
+
+    fn table_in(yaml: &str, scope: &Scope) -> PeerAuthTable {
+        let resources = mesh_core::loader::parse_str(yaml, Path::new("t.yaml"), "default")
+            .expect("test YAML parses");
+        PeerAuthTable::compile(&Snapshot::new(resources), scope)
+    }
+
+    #[test]
+    fn pa1_selector_in_root_namespace_is_ignored() {
+        // SEMANTICS PA-1 (pitfall): unlike AuthorizationPolicy (AUTHZ-1), a selector in the
+        // root namespace does not make a mesh-wide workload policy.
+        let yaml = pa("istio-system", "m", T1, "{mtls: {mode: DISABLE}}")
+            + &pa(
+                "istio-system",
+                "sel",
+                T1,
+                "{selector: {matchLabels: {app: pay}}, mtls: {mode: STRICT}, portLevelMtls: {9000: {mode: STRICT}}}",
+            );
+        let t = table(&yaml, APP);
+        assert_eq!(t.mode(8080), PeerAuthMode::Disable);
+        assert_eq!(t.mode(9000), PeerAuthMode::Disable);
+        assert_eq!(t.applied().len(), 1);
+        assert_eq!(t.applied()[0].level, Level::Mesh);
+    }
+
+    #[test]
+    fn pa1_selector_is_a_subset_of_the_workload_labels() {
+        // SEMANTICS PA-1: every selector label must be on the workload; extra workload labels
+        // do not matter.
+        let yaml = pa(
+            "prod",
+            "w",
+            T1,
+            "{selector: {matchLabels: {app: pay, version: v2}}, mtls: {mode: STRICT}}",
+        );
+        assert_eq!(table(&yaml, APP).mode(80), PeerAuthMode::Permissive);
+        let labels = [("app", "pay"), ("version", "v2"), ("team", "x")];
+        assert_eq!(table(&yaml, &labels).mode(80), PeerAuthMode::Strict);
+        let wrong = [("app", "pay"), ("version", "v1")];
+        assert_eq!(table(&yaml, &wrong).mode(80), PeerAuthMode::Permissive);
+    }
+
+    #[test]
+    fn pa1_root_namespace_follows_the_scope() {
+        // SEMANTICS PA-1: "root namespace" is `--root-namespace`, not a fixed name.
+        let yaml = pa("mesh-root", "m", T1, "{mtls: {mode: STRICT}}")
+            + &pa("istio-system", "i", T1, "{mtls: {mode: DISABLE}}");
+        let scope = Scope::new("prod").root_namespace("mesh-root");
+        let t = table_in(&yaml, &scope);
+        assert_eq!(t.mode(80), PeerAuthMode::Strict);
+        assert_eq!(t.applied()[0].namespace, "mesh-root");
+    }
+
+    #[test]
+    fn pa1_workload_in_the_root_namespace_gets_only_the_mesh_policy() {
+        // SEMANTICS PA-1: in the root namespace a policy without selector is the mesh policy
+        // and one with a selector is ignored, even for a workload that lives there.
+        let yaml = pa("istio-system", "m", T1, "{mtls: {mode: STRICT}}")
+            + &pa(
+                "istio-system",
+                "w",
+                T1,
+                "{selector: {matchLabels: {app: pay}}, mtls: {mode: DISABLE}}",
+            );
+        let scope = Scope::new("istio-system").labels([("app", "pay")]);
+        let t = table_in(&yaml, &scope);
+        assert_eq!(t.mode(80), PeerAuthMode::Strict);
+        let levels: Vec<_> = t.applied().iter().map(|a| a.level).collect();
+        assert_eq!(levels, [Level::Mesh]);
+    }
+
+    #[test]
+    fn pa2_a_policy_with_a_timestamp_is_older_than_one_without() {
+        // SEMANTICS PA-2 with HOST-9 ordering: an unknown creation time sorts last.
+        let undated = "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: a, namespace: prod}\nspec: {mtls: {mode: DISABLE}}\n---\n";
+        let yaml = undated.to_owned() + &pa("prod", "z", T2, "{mtls: {mode: STRICT}}");
+        assert_eq!(table(&yaml, APP).mode(80), PeerAuthMode::Strict);
+    }
+
+    #[test]
+    fn pa3_port_modes_keep_only_valid_workload_ports() {
+        // SEMANTICS PA-3: ports 0 and > 65535 are ignored; UNSET entries become the workload
+        // result and are still listed (they are explicit in the policy).
+        let yaml = pa("prod", "n", T1, "{mtls: {mode: DISABLE}}")
+            + &pa(
+                "prod",
+                "w",
+                T1,
+                "{selector: {matchLabels: {app: pay}}, mtls: {mode: STRICT}, portLevelMtls: {0: {mode: DISABLE}, 70000: {mode: DISABLE}, 8080: {mode: PERMISSIVE}, 9090: {}}}",
+            );
+        let t = table(&yaml, APP);
+        let ports: Vec<_> = t.port_modes().collect();
+        assert_eq!(
+            ports,
+            [
+                (8080, PeerAuthMode::Permissive),
+                (9090, PeerAuthMode::Strict)
+            ]
+        );
+        assert_eq!(t.default_mode(), PeerAuthMode::Strict);
+        assert_eq!(t.mode(0), PeerAuthMode::Strict);
+        let levels: Vec<_> = t.applied().iter().map(|a| (a.level, a.mode)).collect();
+        assert_eq!(
+            levels,
+            [
+                (Level::Namespace, MutualTlsMode::Disable),
+                (Level::Workload, MutualTlsMode::Strict)
+            ]
+        );
+    }
+
+    #[test]
+    fn pa4_modes_spell_like_istio() {
+        // SEMANTICS PA-4: the names `explain` and the admin API print.
+        assert_eq!(PeerAuthMode::Strict.to_string(), "STRICT");
+        assert_eq!(PeerAuthMode::Permissive.as_str(), "PERMISSIVE");
+        assert_eq!(PeerAuthMode::Disable.as_str(), "DISABLE");
+        assert_eq!(Level::Workload.as_str(), "workload");
+        let t = PeerAuthTable::default();
+        assert_eq!(t.mode(1), PeerAuthMode::Permissive);
+        assert!(t.applied().is_empty());
     }
 }
