@@ -4,7 +4,12 @@
 //! an SVID: `OUT/cert.pem` (leaf and chain), `OUT/key.pem` (0600) and `OUT/ca.pem` (the trust
 //! bundle) — exactly what `run --cert --key --ca` reads. The SVID's trust domain is the CA's
 //! (DESIGN.md): a `--spiffe-id` in another trust domain is refused. Key material is written
-//! to files only, never printed.
+//! to files only, never printed. Files are replaced atomically, so a proxy watching them
+//! never reads half of one.
+//!
+//! Of the `ca` flags only `--trust-domain` reads an environment variable
+//! (`MESH_TRUST_DOMAIN`, as `run` does): `MESH_NAMESPACE` and friends describe the workload a
+//! proxy runs for and must not leak into the SVIDs issued here.
 //!
 //! ```no_run
 //! use std::path::Path;
@@ -51,39 +56,51 @@ pub enum CaCommand {
 /// `ca init`.
 #[derive(Debug, Args)]
 pub struct InitArgs {
-    /// Where to write ca.pem and ca-key.pem.
+    /// Where to write ca.pem and ca-key.pem (created if missing).
     #[arg(long)]
     pub dir: PathBuf,
-    /// The CA's trust domain.
-    #[arg(long, env = "MESH_TRUST_DOMAIN", default_value = "cluster.local")]
+    /// The CA's trust domain: every SVID it issues is in it.
+    #[arg(
+        long,
+        value_name = "TD",
+        env = "MESH_TRUST_DOMAIN",
+        default_value = "cluster.local"
+    )]
     pub trust_domain: String,
-    /// Validity (`8760h`, `30d` is not accepted: use hours).
+    /// How long the CA is valid (`8760h`, `90m`; units ns, us, ms, s, m, h).
     #[arg(long, default_value = "8760h")]
     pub ttl: mesh_core::model::Duration,
-    /// Overwrite existing files.
+    /// Overwrite an existing ca.pem and ca-key.pem (SVIDs of the old CA stop verifying).
     #[arg(long)]
     pub force: bool,
 }
 
 /// `ca issue`.
 #[derive(Debug, Args)]
+#[command(group(
+    clap::ArgGroup::new("subject")
+        .required(true)
+        .args(["spiffe_id", "namespace"]),
+))]
 pub struct IssueArgs {
     /// The CA's folder (from `ca init`).
     #[arg(long)]
     pub dir: PathBuf,
     /// The SVID's SPIFFE ID (in the CA's trust domain).
-    #[arg(long, conflicts_with_all = ["namespace", "service_account"], required_unless_present_all = ["namespace", "service_account"])]
+    #[arg(long, value_name = "ID", conflicts_with_all = ["namespace", "service_account"])]
     pub spiffe_id: Option<String>,
-    /// The workload's namespace (with --service-account): spiffe://TD/ns/NS/sa/SA.
-    #[arg(long, requires = "service_account")]
+    /// The workload's namespace (with --service-account): spiffe://TD/ns/NS/sa/SA, TD the
+    /// CA's trust domain.
+    #[arg(long, value_name = "NS", requires = "service_account")]
     pub namespace: Option<String>,
     /// The workload's service account (with --namespace).
-    #[arg(long, requires = "namespace")]
+    #[arg(long, value_name = "SA", requires = "namespace")]
     pub service_account: Option<String>,
-    /// Validity.
+    /// How long the SVID is valid (`24h`, `90m`); at most as long as the CA still is.
     #[arg(long, default_value = "24h")]
     pub ttl: mesh_core::model::Duration,
-    /// Where to write cert.pem, key.pem and ca.pem.
+    /// Where to write cert.pem, key.pem and ca.pem (created if missing; each file is replaced
+    /// atomically, so a running proxy reloads them).
     #[arg(long)]
     pub out: PathBuf,
 }
@@ -138,22 +155,38 @@ pub struct Issued {
     pub files: [PathBuf; 3],
 }
 
+/// Writes `contents` to `path` atomically (a temporary file in the same folder, renamed over
+/// it), so a proxy watching the files never reads half of one. `secret` files get mode 0600
+/// on unix (from creation on), others 0644.
 fn write(path: &Path, contents: &str, secret: bool) -> Result<(), CaCliError> {
+    use std::io::Write as _;
     let io = |source| CaCliError::Io {
         path: path.to_path_buf(),
         source,
     };
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(io)?;
-    }
-    std::fs::write(path, contents).map_err(io)?;
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(parent).map_err(io)?;
+    // tempfile creates the file with mode 0600 on unix: a key is never readable by others.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".mesh-proxy-ca")
+        .tempfile_in(parent)
+        .map_err(io)?;
+    tmp.write_all(contents.as_bytes()).map_err(io)?;
+    tmp.as_file().sync_all().map_err(io)?;
     #[cfg(unix)]
-    if secret {
+    {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+        let mode = if secret { 0o600 } else { 0o644 };
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(mode))
+            .map_err(io)?;
     }
     #[cfg(not(unix))]
     let _ = secret;
+    tmp.persist(path).map_err(|e| io(e.error))?;
     Ok(())
 }
 
@@ -171,7 +204,11 @@ pub fn init(
     ttl: Duration,
     force: bool,
 ) -> Result<SystemTime, CaCliError> {
-    let td = TrustDomain::new(trust_domain).map_err(|e| CaCliError::Identity(e.to_string()))?;
+    let td = TrustDomain::new(trust_domain)
+        .map_err(|e| CaCliError::Identity(format!("--trust-domain {trust_domain:?}: {e}")))?;
+    if ttl.is_zero() {
+        return Err(CaCliError::Ca("--ttl must be longer than 0".to_owned()));
+    }
     let (cert, key) = (dir.join("ca.pem"), dir.join("ca-key.pem"));
     if !force {
         for f in [&cert, &key] {
@@ -193,8 +230,26 @@ pub fn issue(
     ttl: Duration,
     out: &Path,
 ) -> Result<Issued, CaCliError> {
-    let ca = DevCa::from_pem(&read(&dir.join("ca.pem"))?, &read(&dir.join("ca-key.pem"))?)
-        .map_err(|e| CaCliError::Ca(format!("{}: {e}", dir.display())))?;
+    let load = |name: &str| {
+        read(&dir.join(name)).map_err(|e| match e {
+            CaCliError::Io { path, source } if source.kind() == std::io::ErrorKind::NotFound => {
+                CaCliError::Ca(format!(
+                    "no CA in {}: {} is missing (create one with `mesh-proxy ca init --dir {}`)",
+                    dir.display(),
+                    path.display(),
+                    dir.display()
+                ))
+            }
+            other => other,
+        })
+    };
+    let ca = DevCa::from_pem(&load("ca.pem")?, &load("ca-key.pem")?).map_err(|e| {
+        CaCliError::Ca(format!(
+            "{} and {} are not a CA written by `mesh-proxy ca init`: {e}",
+            dir.join("ca.pem").display(),
+            dir.join("ca-key.pem").display()
+        ))
+    })?;
     let td = ca.trust_domain();
     let id = match subject {
         Subject::Id(s) => SpiffeId::parse(s)
@@ -208,6 +263,26 @@ pub fn issue(
     if id.trust_domain() != td {
         return Err(CaCliError::Identity(format!(
             "{id} is not in the CA's trust domain {td}"
+        )));
+    }
+    if ttl.is_zero() {
+        return Err(CaCliError::Ca("--ttl must be longer than 0".to_owned()));
+    }
+    let now = SystemTime::now();
+    if ca.not_after() <= now {
+        return Err(CaCliError::Ca(format!(
+            "the CA in {} expired at {}: create a new one with `mesh-proxy ca init --force`",
+            dir.display(),
+            rfc3339(ca.not_after())
+        )));
+    }
+    if now.checked_add(ttl).is_none_or(|end| end > ca.not_after()) {
+        return Err(CaCliError::Ca(format!(
+            "an SVID valid for --ttl {} would outlive the CA in {} (valid until {}): use a \
+             shorter --ttl",
+            human(ttl),
+            dir.display(),
+            rfc3339(ca.not_after())
         )));
     }
     let svid = ca
@@ -232,6 +307,21 @@ pub fn issue(
     })
 }
 
+/// `ttl` in the largest whole unit: `72h`, `90m`, `45s`.
+fn human(ttl: Duration) -> String {
+    let secs = ttl.as_secs();
+    if ttl.subsec_nanos() != 0 || secs == 0 {
+        format!("{ttl:?}")
+    } else if secs.is_multiple_of(3600) {
+        format!("{}h", secs / 3600)
+    } else if secs.is_multiple_of(60) {
+        format!("{}m", secs / 60)
+    } else {
+        format!("{secs}s")
+    }
+}
+
+/// `t` as an RFC 3339 UTC timestamp, whole seconds.
 fn rfc3339(t: SystemTime) -> String {
     let secs = t
         .duration_since(SystemTime::UNIX_EPOCH)

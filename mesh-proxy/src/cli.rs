@@ -102,7 +102,13 @@ pub struct WorkloadArgs {
     #[arg(long, env = "MESH_LABELS", value_parser = parse_labels, default_value = "")]
     pub labels: Labels,
     /// SPIFFE trust domain.
-    #[arg(long, env = "MESH_TRUST_DOMAIN", default_value = "cluster.local")]
+    #[arg(
+        long,
+        env = "MESH_TRUST_DOMAIN",
+        default_value = "cluster.local",
+        value_name = "TD",
+        value_parser = parse_trust_domain
+    )]
     pub trust_domain: String,
     /// Istio's root namespace (mesh-wide policies).
     #[arg(long, env = "MESH_ROOT_NAMESPACE", default_value = "istio-system")]
@@ -113,7 +119,8 @@ pub struct WorkloadArgs {
         long,
         env = "MESH_TRUST_DOMAIN_ALIAS",
         value_delimiter = ',',
-        value_name = "TD"
+        value_name = "TD",
+        value_parser = parse_trust_domain
     )]
     pub trust_domain_alias: Vec<String>,
 }
@@ -137,6 +144,13 @@ impl WorkloadArgs {
 /// Labels given as `k=v,k=v`.
 #[derive(Clone, Debug, Default)]
 pub struct Labels(pub BTreeMap<String, String>);
+
+/// A trust domain name as SPIFFE allows it (`[a-z0-9._-]`, SPIFFE-1).
+fn parse_trust_domain(s: &str) -> Result<String, String> {
+    mesh_identity::TrustDomain::new(s)
+        .map(|td| td.as_str().to_owned())
+        .map_err(|e| e.to_string())
+}
 
 fn parse_labels(s: &str) -> Result<Labels, String> {
     let mut labels = BTreeMap::new();
@@ -221,7 +235,7 @@ Example:
       --request 'GET http://reviews:9080/reviews/1' --header x-canary:true
 
 Exit code: 0 when the request is explained (whatever its outcome, 404 included), 1 when the
-config does not load or compile, 2 on a malformed request or header.";
+config does not load or compile, 2 on a malformed request, header or --from.";
 
 /// `mesh-proxy demo`.
 #[derive(Debug, Args)]

@@ -8,9 +8,17 @@
 //! [`Explanation`](mesh_routing::explain::Explanation) (DESIGN.md's `explain` format) plus the
 //! `from` that was given. The report goes to stdout; errors and warnings go to stderr.
 //!
+//! Authorization is decided at the destination: when the request reaches a workload, the
+//! AuthorizationPolicies that select the workload behind the first endpoint (SEMANTICS §7)
+//! decide it for the caller `--from` (default: this workload's own SPIFFE ID). JSON gives
+//! `authz: {decision, policy, rule, why, from, workload: {namespace, labels, service_account,
+//! endpoint, endpoints}, port, policies: [{policy, action, dry_run, matched_rule}]}`, or
+//! `null` when the request reaches no workload (no route, a direct response, no endpoints).
+//!
 //! Exit codes: 0 when the request is explained, whatever the outcome (404 included); 1 when
 //! the config does not load or compile (the loader's errors are printed like `analyze` prints
-//! them, `SEVERITY CODE FILE:LINE: message`); 2 when the request or a header is malformed.
+//! them, `SEVERITY CODE FILE:LINE: message`); 2 when the request, a header or `--from` is
+//! malformed.
 #![allow(clippy::print_stdout, reason = "this module is the CLI's output")]
 
 use std::fmt::Write as _;
@@ -19,17 +27,16 @@ use std::process::ExitCode;
 use http::header::{HOST, HeaderName, HeaderValue};
 use http::{Method, Request, Uri};
 use mesh_core::loader::Loader;
-use mesh_core::registry::Registry;
+use mesh_core::registry::{Registry, Scope};
 use mesh_core::validate::{self, Finding, SourceMap};
+use mesh_identity::authz::AuthzRequest;
+use mesh_identity::{AuthzTable, SpiffeId};
 use mesh_routing::RouteTable;
 use mesh_routing::explain::{Explanation, Source};
 use serde::Serialize;
 
 use crate::cli::ExplainArgs;
 use crate::settings::ProxySettings;
-use mesh_core::registry::Scope;
-use mesh_identity::authz::AuthzRequest;
-use mesh_identity::{AuthzTable, SpiffeId};
 
 /// Output format of `explain`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -169,24 +176,40 @@ pub fn explain(args: &ExplainArgs) -> Result<Explained, ExplainError> {
     let mut sources = SourceMap::new();
     let mut explanation =
         mesh_routing::explain::explain(&table, &registry, &req, port, Some(&mut sources));
-    explanation.authz = authorize(&explanation, &registry, &snapshot, &settings, &req, args)?;
+    explanation.authz = authorize(
+        &explanation,
+        &registry,
+        &snapshot,
+        &settings,
+        &req,
+        args.from.as_deref(),
+    )?;
     Ok(Explained {
         explanation,
         run_would_refuse,
     })
 }
 
-/// The AuthorizationPolicies of the destination workload (the first endpoint's labels, the
-/// service's namespace) on the request as sent by `--from`, or by this workload's own identity.
+/// Authorization at the destination (SEMANTICS §7): the AuthorizationPolicies of the workload
+/// behind the first endpoint of the chosen cluster (its namespace and labels, `--root-namespace`
+/// for mesh-wide policies, `--trust-domain` and its aliases) decide the request as sent by
+/// `--from`, or by this workload's own identity
+/// `spiffe://<--trust-domain>/ns/<--namespace>/sa/<--service-account>`. The destination port
+/// is the endpoint's (the workload's) port; the source address is not known to `explain`, so
+/// `ipBlocks` are checked against 127.0.0.1.
+///
+/// `None` when the request reaches no workload (no route, a direct response or redirect, an
+/// unknown cluster, no endpoints). A malformed `--from` is an [`ExplainError::Request`] even
+/// then.
 fn authorize(
     e: &Explanation,
     registry: &Registry,
     snapshot: &mesh_core::Snapshot,
     settings: &ProxySettings,
     req: &Request<()>,
-    args: &ExplainArgs,
+    from: Option<&str>,
 ) -> Result<Option<serde_json::Value>, ExplainError> {
-    let from = match &args.from {
+    let caller = match from {
         Some(id) => SpiffeId::parse(id)
             .map_err(|err| ExplainError::Request(format!("--from {id:?}: {err}")))?,
         None => {
@@ -194,24 +217,51 @@ fn authorize(
                 "spiffe://{}/ns/{}/sa/{}",
                 settings.trust_domain, settings.namespace, settings.service_account
             );
-            SpiffeId::parse(&own).map_err(|err| ExplainError::Request(format!("{own}: {err}")))?
+            SpiffeId::parse(&own).map_err(|err| {
+                ExplainError::Request(format!(
+                    "this workload's identity {own:?} (--trust-domain, --namespace, \
+                     --service-account) is not a SPIFFE ID: {err}"
+                ))
+            })?
         }
     };
-    let (Some(dest), Some(endpoint)) = (&e.destination, e.endpoints.first()) else {
+    let (Some(dest), Some(first)) = (&e.destination, e.endpoints.first()) else {
         return Ok(None);
     };
     let Some(service) = registry.get(&dest.host) else {
         return Ok(None);
     };
-    let port = endpoint
-        .address
-        .parse::<std::net::SocketAddr>()
-        .map_or(0, |a| a.port());
-    let scope = Scope::new(service.namespace.clone())
-        .labels(endpoint.labels.clone())
+    // The registry's endpoint behind the first endpoint shown: its namespace (a WorkloadEntry's
+    // own), service account and port.
+    let cluster = match (&dest.subset, dest.port) {
+        (Some(subset), Some(port)) => service.subset_cluster(port, subset),
+        (None, Some(port)) => service.cluster(port),
+        (_, None) => None,
+    };
+    let endpoints = cluster.map(|c| c.endpoints());
+    let endpoint = endpoints.as_deref().and_then(|set| {
+        set.endpoints()
+            .iter()
+            .find(|ep| ep.addr.to_string() == first.address)
+    });
+    let namespace = endpoint
+        .map(|ep| ep.namespace.as_str())
+        .filter(|ns| !ns.is_empty())
+        .unwrap_or(service.namespace());
+    let port = endpoint.map_or_else(
+        || {
+            first
+                .address
+                .parse::<std::net::SocketAddr>()
+                .map_or(0, |a| a.port())
+        },
+        |ep| ep.addr.port(),
+    );
+    let scope = Scope::new(namespace.to_owned())
+        .labels(first.labels.clone())
         .root_namespace(settings.root_namespace.clone());
     let table = AuthzTable::compile_with(snapshot, &scope, &settings.authz_options());
-    let principal = from.principal();
+    let principal = caller.principal();
     let host = req
         .uri()
         .authority()
@@ -223,11 +273,10 @@ fn authorize(
                 .map(str::to_owned)
         })
         .unwrap_or_default();
-    let path = req.uri().path();
     let areq = AuthzRequest::http(std::net::IpAddr::from([127, 0, 0, 1]), port)
         .principal(Some(&principal))
         .method(req.method().as_str())
-        .path(path)
+        .path(req.uri().path())
         .host(&host)
         .headers(req.headers());
     let d = table.decide(&areq);
@@ -250,12 +299,26 @@ fn authorize(
         "why": d.reason.as_str(),
         "from": principal,
         "workload": {
-            "namespace": service.namespace,
-            "labels": endpoint.labels,
-            "endpoint": endpoint.address,
+            "namespace": namespace,
+            "labels": first.labels,
+            "service_account": endpoint.and_then(|ep| ep.service_account.as_deref()),
+            "endpoint": first.address,
+            "endpoints": e.endpoints.len(),
         },
+        "port": port,
         "policies": policies,
     })))
+}
+
+/// Why authorization was not evaluated: the request reaches no workload.
+fn authz_skipped(e: &Explanation) -> String {
+    match &e.destination {
+        None => format!("the request reaches no workload: {}", e.outcome),
+        Some(d) => match &d.problem {
+            Some(problem) => format!("the request reaches no workload: {problem}"),
+            None => "the request reaches no workload: no endpoints".to_owned(),
+        },
+    }
 }
 
 /// Runs the command.
@@ -472,40 +535,62 @@ pub fn render_text(e: &Explanation, args: &ExplainArgs) -> String {
     }
     out.line("outcome", &e.outcome);
     match &e.authz {
-        Some(a) => {
-            let text = |k: &str| a[k].as_str().unwrap_or("-").to_owned();
-            let mut line = format!(
-                "{} — {} (from {}, at workload {} {})",
-                text("decision"),
-                text("why"),
-                text("from"),
-                a["workload"]["namespace"].as_str().unwrap_or("-"),
-                a["workload"]["endpoint"].as_str().unwrap_or("-"),
-            );
-            if let (Some(p), Some(r)) = (a["policy"].as_str(), a["rule"].as_u64()) {
-                let _ = write!(line, ": policy {p} rule {r}");
-            }
-            out.line("authz", &line);
-            for p in a["policies"].as_array().into_iter().flatten() {
-                let rule = p["matched_rule"].as_u64().map_or_else(
-                    || "no rule matched".to_owned(),
-                    |r| format!("rule {r} matched"),
-                );
-                out.more(&format!(
-                    "{} {}{}: {rule}",
-                    p["action"].as_str().unwrap_or("-"),
-                    p["policy"].as_str().unwrap_or("-"),
-                    if p["dry_run"].as_bool() == Some(true) {
-                        " (dry run)"
-                    } else {
-                        ""
-                    },
-                ));
-            }
-        }
-        None => out.line("authz", "not evaluated: the request reaches no workload"),
+        Some(a) => render_authz(&mut out, a),
+        None => out.line("authz", &format!("not evaluated: {}", authz_skipped(e))),
     }
     out.0
+}
+
+/// The `authz` section: `DECISION — why: policy ns/name rule N`, the destination workload and
+/// the caller, then one line per policy that applies to the workload.
+fn render_authz(out: &mut Report, a: &serde_json::Value) {
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_owned();
+    let mut line = format!("{} — {}", text(&a["decision"]), text(&a["why"]));
+    if let (Some(p), Some(r)) = (a["policy"].as_str(), a["rule"].as_u64()) {
+        let _ = write!(line, ": policy {p} rule {r}");
+    }
+    out.line("authz", &line);
+    let w = &a["workload"];
+    let labels: std::collections::BTreeMap<String, String> = w["labels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), text(v)))
+        .collect();
+    let mut at = format!("at workload {}", text(&w["namespace"]));
+    if !labels.is_empty() {
+        let _ = write!(at, " {}", join_labels(&labels));
+    }
+    if let Some(sa) = w["service_account"].as_str() {
+        let _ = write!(at, " (service account {sa})");
+    }
+    let _ = write!(at, ", endpoint {}", text(&w["endpoint"]));
+    let n = w["endpoints"].as_u64().unwrap_or(1);
+    if n > 1 {
+        let _ = write!(at, " (the first of {n})");
+    }
+    out.more(&at);
+    out.more(&format!("from {}", text(&a["from"])));
+    let policies = a["policies"].as_array().map_or(&[][..], Vec::as_slice);
+    if policies.is_empty() {
+        out.more("no AuthorizationPolicy applies to this workload");
+    }
+    for p in policies {
+        let rule = p["matched_rule"].as_u64().map_or_else(
+            || "no rule matched".to_owned(),
+            |r| format!("rule {r} matched"),
+        );
+        out.more(&format!(
+            "{} {}{}: {rule}",
+            text(&p["action"]),
+            text(&p["policy"]),
+            if p["dry_run"].as_bool() == Some(true) {
+                " (dry run)"
+            } else {
+                ""
+            },
+        ));
+    }
 }
 
 /// The text report being built.

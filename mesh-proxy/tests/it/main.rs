@@ -7,6 +7,7 @@
 
 mod admin;
 mod binary;
+mod cli_security;
 mod forwarding;
 mod harness;
 mod local_replies;
