@@ -58,6 +58,16 @@ impl StrMatcher {
         self.kind
     }
 
+    /// The pattern without its `*`.
+    pub(crate) fn value(&self) -> &str {
+        &self.value
+    }
+
+    /// Whether comparison ignores ASCII case.
+    pub(crate) fn ignores_case(&self) -> bool {
+        self.ignore_case
+    }
+
     /// Whether `value` matches.
     pub fn matches(&self, value: &[u8]) -> bool {
         let pat = self.value.as_bytes();

@@ -11,7 +11,10 @@
 //!
 //! [`AuthzTable::compile`] picks the applicable policies from a snapshot once and
 //! pre-classifies every value (exact, prefix, suffix, presence, URI template, CIDR, port);
-//! [`AuthzTable::decide`] reads a borrowed [`AuthzRequest`] and allocates nothing.
+//! [`AuthzTable::decide`] reads a borrowed [`AuthzRequest`] and allocates nothing. Tables of five
+//! or more policies also get a candidate index keyed by the peer's principal and namespace, so a
+//! decision evaluates only the policies that could match the caller (plus those that name no
+//! caller); the index changes speed, never outcomes.
 //!
 //! Decisions where SEMANTICS is silent:
 //! - An invalid value (CIDR, port, path template, service account, unknown `when` key, a
@@ -52,6 +55,7 @@
 //! ```
 
 mod cidr;
+mod index;
 mod matcher;
 mod policy;
 mod request;

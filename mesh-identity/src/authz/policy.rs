@@ -390,3 +390,49 @@ fn ports(values: &[String]) -> Result<Vec<u16>, Problem> {
         })
         .collect()
 }
+
+/// Which peer attribute an index key reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PeerAttr {
+    /// The principal `<td>/ns/<ns>/sa/<sa>`.
+    Principal,
+    /// The principal's namespace.
+    Namespace,
+}
+
+impl CompiledRule {
+    /// A necessary condition for this rule to match, for the candidate index: the peer
+    /// attribute patterns of which at least one must match, or `None` when the rule can match
+    /// without any (no `from`, or a `from` clause without a positive principal or namespace
+    /// field). Only positive, valid fields qualify: negated fields match missing attributes and
+    /// invalid ones are skipped in lenient rules.
+    pub(crate) fn peer_requirement(&self) -> Option<Vec<(PeerAttr, &StrMatcher)>> {
+        fn keys(f: &Field) -> Option<(PeerAttr, &[StrMatcher])> {
+            if f.negate || f.invalid {
+                return None;
+            }
+            match &f.test {
+                Test::Principal(ms) => Some((PeerAttr::Principal, ms)),
+                Test::Namespace(ms) => Some((PeerAttr::Namespace, ms)),
+                _ => None,
+            }
+        }
+        fn expand(
+            (attr, ms): (PeerAttr, &[StrMatcher]),
+        ) -> impl Iterator<Item = (PeerAttr, &StrMatcher)> {
+            ms.iter().map(move |m| (attr, m))
+        }
+        // `when` is ANDed with everything: one qualifying field there is enough.
+        if let Some(k) = self.when.iter().find_map(keys) {
+            return Some(expand(k).collect());
+        }
+        if self.from.is_empty() {
+            return None;
+        }
+        let mut out = Vec::new();
+        for clause in &self.from {
+            out.extend(expand(clause.iter().find_map(keys)?));
+        }
+        Some(out)
+    }
+}

@@ -6,6 +6,7 @@ use mesh_core::Snapshot;
 use mesh_core::model::{AuthorizationAction, AuthorizationPolicy, Resource};
 use mesh_core::registry::Scope;
 
+use super::index::{Mask, PeerIndex};
 use super::policy::{CompiledRule, RuleCompiler};
 use super::request::AuthzRequest;
 use super::{Action, DRY_RUN_ANNOTATION, Decision, Issue, Matched, Problem, Reason, Verdict};
@@ -100,6 +101,10 @@ pub struct PolicyTrace<'t> {
 pub struct AuthzTable {
     policies: Vec<CompiledPolicy>,
     issues: Vec<Issue>,
+    /// Policy indices per AUTHZ-2 stage (CUSTOM, DENY, ALLOW, AUDIT), in table order:
+    /// `[enforced, including dry-run]`.
+    stages: [[Vec<u16>; 2]; 4],
+    index: PeerIndex,
 }
 
 impl AuthzTable {
@@ -121,7 +126,29 @@ impl AuthzTable {
         for issue in &table.issues {
             tracing::warn!(%issue, "authorization policy value ignored");
         }
+        table.finish();
         table
+    }
+
+    /// Builds the stage lists and the candidate index once the policies are in.
+    fn finish(&mut self) {
+        // Past u16::MAX policies the lists would overflow; keep the first ones and say so.
+        if self.policies.len() > usize::from(u16::MAX) {
+            tracing::error!(
+                count = self.policies.len(),
+                "too many authorization policies for one workload; the excess is ignored"
+            );
+            self.policies.truncate(usize::from(u16::MAX));
+        }
+        for (i, p) in self.policies.iter().enumerate() {
+            let i = u16::try_from(i).expect("truncated to u16::MAX above");
+            let stage = &mut self.stages[usize::from(stage(p.action))];
+            if !p.dry_run {
+                stage[0].push(i);
+            }
+            stage[1].push(i);
+        }
+        self.index = PeerIndex::build(self.policies.iter().map(|p| &p.rules));
     }
 
     fn add(&mut self, resource: &Resource<AuthorizationPolicy>, trust_domains: &BTreeSet<String>) {
@@ -167,6 +194,15 @@ impl AuthzTable {
         });
     }
 
+    /// The same table with every policy a candidate (the reference the index is tested against).
+    #[cfg(test)]
+    pub(crate) fn unindexed(&self) -> AuthzTable {
+        AuthzTable {
+            index: PeerIndex::default(),
+            ..self.clone()
+        }
+    }
+
     /// Problems found while compiling (invalid values, unsupported CUSTOM providers).
     pub fn issues(&self) -> &[Issue] {
         &self.issues
@@ -183,18 +219,15 @@ impl AuthzTable {
     }
 
     /// Decides one request or connection (AUTHZ-2).
+    ///
+    /// Only the policies the peer index leaves as candidates are evaluated; the others cannot
+    /// match this peer.
     pub fn decide<'t>(&'t self, req: &AuthzRequest<'_>) -> Decision<'t> {
-        let verdict = self.verdict(req, false);
-        let audit = self
-            .policies
-            .iter()
-            .filter(|p| p.action == Action::Audit && !p.dry_run)
-            .find_map(|p| p.first_match(req).map(|r| p.matched(r)));
-        let dry_run = self
-            .policies
-            .iter()
-            .any(|p| p.dry_run)
-            .then(|| self.verdict(req, true));
+        let candidates = self.index.candidates(req.peer.as_ref());
+        let verdict = self.verdict(req, &candidates, false);
+        let audit = self.first(Action::Audit, false, req, &candidates);
+        let dry_run = (self.stages.iter().any(|s| s[0].len() != s[1].len()))
+            .then(|| self.verdict(req, &candidates, true));
         tracing::debug!(allowed = verdict.allowed, reason = %verdict.reason, "authorization");
         Decision {
             allowed: verdict.allowed,
@@ -203,6 +236,24 @@ impl AuthzTable {
             audit,
             dry_run,
         }
+    }
+
+    /// The first policy of `action`'s stage that matches, with its first matching rule.
+    fn first<'t>(
+        &'t self,
+        action: Action,
+        with_dry_run: bool,
+        req: &AuthzRequest<'_>,
+        candidates: &Mask,
+    ) -> Option<Matched<'t>> {
+        self.stages[usize::from(stage(action))][usize::from(with_dry_run)]
+            .iter()
+            .map(|&i| usize::from(i))
+            .filter(|&i| candidates.contains(i))
+            .find_map(|i| {
+                let p = &self.policies[i];
+                p.first_match(req).map(|r| p.matched(r))
+            })
     }
 
     /// Every applicable policy and whether it matched, in evaluation order.
@@ -222,17 +273,13 @@ impl AuthzTable {
         out
     }
 
-    fn verdict<'t>(&'t self, req: &AuthzRequest<'_>, with_dry_run: bool) -> Verdict<'t> {
-        let active = || {
-            self.policies
-                .iter()
-                .filter(move |p| with_dry_run || !p.dry_run)
-        };
-        let first = |action: Action| {
-            active()
-                .filter(|p| p.action == action)
-                .find_map(|p| p.first_match(req).map(|r| p.matched(r)))
-        };
+    fn verdict<'t>(
+        &'t self,
+        req: &AuthzRequest<'_>,
+        candidates: &Mask,
+        with_dry_run: bool,
+    ) -> Verdict<'t> {
+        let first = |action| self.first(action, with_dry_run, req, candidates);
         let verdict = |allowed, reason, matched| Verdict {
             allowed,
             reason,
@@ -244,7 +291,8 @@ impl AuthzTable {
         if let Some(m) = first(Action::Deny) {
             return verdict(false, Reason::DenyMatched, Some(m));
         }
-        if !active().any(|p| p.action == Action::Allow) {
+        let allows = &self.stages[usize::from(stage(Action::Allow))][usize::from(with_dry_run)];
+        if allows.is_empty() {
             return verdict(true, Reason::NoAllowPolicy, None);
         }
         match first(Action::Allow) {

@@ -227,6 +227,9 @@ impl Row {
             req = req.path(p);
         }
         let d = table.decide(&req);
+        if d != table.unindexed().decide(&req) {
+            return Err("the candidate index changed the decision".to_owned());
+        }
         let by = d.matched.map(|m| {
             if self.by.is_some_and(|b| b.contains('#')) {
                 format!("{}#{}", m.name, m.rule)
@@ -445,4 +448,136 @@ fn explain_lists_every_policy_in_order() {
             ("allow-get", Action::Allow, Some(0))
         ]
     );
+}
+
+mod index_agrees {
+    //! The candidate index must never change a decision: random policies over a small
+    //! vocabulary of principals, namespaces and patterns, decided with and without it.
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const PRINCIPALS: &[&str] = &[
+        "cluster.local/ns/a/sa/x",
+        "cluster.local/ns/a/sa/y",
+        "cluster.local/ns/b/sa/x",
+        "other.td/ns/a/sa/x",
+        "cluster.local/workload/z",
+    ];
+
+    fn pattern() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(PRINCIPALS).prop_map(str::to_owned),
+            Just("*".to_owned()),
+            Just("cluster.local/ns/a/*".to_owned()),
+            Just("cluster.local/*".to_owned()),
+            Just("*/sa/x".to_owned()),
+            Just("*x".to_owned()),
+            Just("a".to_owned()),
+            Just("b".to_owned()),
+            Just("a*".to_owned()),
+            Just("*b".to_owned()),
+        ]
+    }
+
+    fn list(key: &'static str) -> impl Strategy<Value = String> {
+        prop::collection::vec(pattern(), 1..3).prop_map(move |v| {
+            format!(
+                "{key}: [{}]",
+                v.iter()
+                    .map(|p| format!("\"{p}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+    }
+
+    fn source() -> impl Strategy<Value = String> {
+        (
+            prop::option::of(list("principals")),
+            prop::option::of(list("notPrincipals")),
+            prop::option::of(list("namespaces")),
+            prop::option::of(list("notNamespaces")),
+            prop::option::of(Just("ipBlocks: [10.0.0.0/8]".to_owned())),
+        )
+            .prop_map(|(a, b, c, d, e)| {
+                let fields: Vec<String> = [a, b, c, d, e].into_iter().flatten().collect();
+                format!("{{source: {{{}}}}}", fields.join(", "))
+            })
+    }
+
+    fn rule() -> impl Strategy<Value = String> {
+        (
+            prop::collection::vec(source(), 0..3),
+            prop::option::of(prop::sample::select(&["GET", "POST"][..])),
+            prop::option::of(prop_oneof![
+                prop::collection::vec(pattern(), 1..3).prop_map(|v| ("source.principal", v)),
+                prop::collection::vec(pattern(), 1..3).prop_map(|v| ("source.namespace", v)),
+            ]),
+        )
+            .prop_map(|(from, method, when)| {
+                let mut r = format!("{{from: [{}]", from.join(", "));
+                if let Some(m) = method {
+                    r.push_str(&format!(", to: [{{operation: {{methods: [{m}]}}}}]"));
+                }
+                if let Some((key, values)) = when {
+                    let v: Vec<_> = values.iter().map(|p| format!("\"{p}\"")).collect();
+                    r.push_str(&format!(
+                        ", when: [{{key: {key}, values: [{}]}}]",
+                        v.join(", ")
+                    ));
+                }
+                r.push('}');
+                r
+            })
+    }
+
+    fn policy() -> impl Strategy<Value = (String, String, Vec<String>)> {
+        (
+            prop::sample::select(&["ALLOW", "DENY", "AUDIT", "CUSTOM"][..]),
+            prop::bool::weighted(0.2),
+            prop::collection::vec(rule(), 0..3),
+        )
+            .prop_map(|(action, dry, rules)| {
+                let meta = if dry {
+                    "annotations: {istio.io/dry-run: \"true\"}".to_owned()
+                } else {
+                    String::new()
+                };
+                (action.to_owned(), meta, rules)
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn decisions_are_the_same_with_and_without_the_index(
+            policies in prop::collection::vec(policy(), 1..6),
+            peer in prop::option::of(prop::sample::select(PRINCIPALS)),
+            method in prop::sample::select(&["GET", "POST"][..]),
+            tcp in prop::bool::weighted(0.2),
+        ) {
+            let docs: Vec<String> = policies
+                .iter()
+                .enumerate()
+                .map(|(i, (action, meta, rules))| {
+                    let provider = if action == "CUSTOM" { ", provider: {name: ext}" } else { "" };
+                    doc(
+                        &format!("p{i}"),
+                        "production",
+                        meta,
+                        &format!("{{action: {action}{provider}, rules: [{}]}}", rules.join(", ")),
+                    )
+                })
+                .collect();
+            let table = table(&docs, "production", &[]);
+            let protocol = if tcp { Protocol::Tcp } else { Protocol::Http };
+            let req = AuthzRequest::new(protocol, "10.1.1.1".parse().unwrap(), 8080)
+                .principal(peer)
+                .method(method)
+                .path("/");
+            let reference = table.unindexed();
+            prop_assert_eq!(table.decide(&req), reference.decide(&req), "{}", docs.join("---\n"));
+        }
+    }
 }
