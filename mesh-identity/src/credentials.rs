@@ -200,7 +200,33 @@ impl Credentials {
     }
 }
 
+impl CertSummary {
+    /// The summary of any certificate (a trust-bundle CA, say): `spiffe_id` is its SPIFFE URI
+    /// SAN, or empty when it has none.
+    ///
+    /// ```
+    /// use mesh_identity::{DevCa, TrustDomain};
+    /// use mesh_identity::credentials::CertSummary;
+    /// let td = TrustDomain::new("cluster.local").unwrap();
+    /// let ca = DevCa::new(&td, std::time::Duration::from_secs(3600)).unwrap();
+    /// let roots = ca.bundle().certificates(&td);
+    /// let summary = CertSummary::of(&roots[0]).unwrap();
+    /// assert!(summary.not_after > summary.not_before);
+    /// ```
+    pub fn of(cert: &CertificateDer<'_>) -> Result<CertSummary, SvidError> {
+        let id = crate::svid::spiffe_id_of(cert).ok();
+        summarize_any(cert, id.as_ref())
+    }
+}
+
 fn summarize(leaf: &CertificateDer<'_>, id: &SpiffeId) -> Result<CertSummary, SvidError> {
+    summarize_any(leaf, Some(id))
+}
+
+fn summarize_any(
+    leaf: &CertificateDer<'_>,
+    id: Option<&SpiffeId>,
+) -> Result<CertSummary, SvidError> {
     let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref())
         .map_err(|e| SvidError::Malformed(e.to_string()))?;
     let validity = cert.validity();
@@ -219,7 +245,7 @@ fn summarize(leaf: &CertificateDer<'_>, id: &SpiffeId) -> Result<CertSummary, Sv
         .collect::<Vec<_>>()
         .join(":");
     Ok(CertSummary {
-        spiffe_id: id.to_string(),
+        spiffe_id: id.map(ToString::to_string).unwrap_or_default(),
         subject: cert.subject().to_string(),
         serial,
         not_before: at(&validity.not_before),
@@ -548,7 +574,7 @@ mod tests {
         let c = Credentials::from_issued(&svid).unwrap();
         let s = c.summary();
         assert_eq!(s.spiffe_id, "spiffe://cluster.local/ns/prod/sa/pay");
-        assert_eq!(s.subject, "O=cluster.local");
+        assert_eq!(s.subject, "", "SVIDs have no subject, as istiod issues them");
         assert!(
             s.serial
                 .split(':')

@@ -346,7 +346,7 @@ mod tests {
         assert_eq!(
             e,
             format!(
-                "By=spiffe://cluster.local/ns/prod/sa/pay;Hash={hash};Subject=\"O=cluster.local\";URI=spiffe://cluster.local/ns/prod/sa/order"
+                "By=spiffe://cluster.local/ns/prod/sa/pay;Hash={hash};Subject=\"\";URI=spiffe://cluster.local/ns/prod/sa/order"
             )
         );
     }

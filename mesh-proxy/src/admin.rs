@@ -17,13 +17,14 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use mesh_core::endpoint::EndpointSet;
+use mesh_identity::credentials::CertSummary;
 use mesh_resilience::outlier::OutlierDetector;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 
 use crate::metrics::ScrapeSources;
-use crate::proxy::Shared;
+use crate::proxy::{ProxyState, Shared};
 use crate::resilience::ClusterGuard;
 
 /// Serves the admin API until the process exits.
@@ -189,6 +190,79 @@ fn config_dump(shared: &Shared) -> Value {
         "resources": resources,
         "listeners": shared.listeners,
         "bootstrap": { "flags": shared.settings },
+        "security": security_dump(shared, &state),
+    })
+}
+
+/// What the proxy proves and demands: its certificate and trust bundle (subject, SPIFFE ID,
+/// serial and validity only, never key material), the inbound PeerAuthentication modes with
+/// the policies that set them, and each outbound cluster's TLS origination.
+fn security_dump(shared: &Shared, state: &ProxyState) -> Value {
+    let cert = |c: &CertSummary| {
+        json!({
+            "spiffe_id": c.spiffe_id,
+            "subject": c.subject,
+            "serial": c.serial,
+            "not_before": rfc3339(c.not_before),
+            "not_after": rfc3339(c.not_after),
+        })
+    };
+    let identity = shared.identity.as_ref().map(|id| {
+        let creds = id.store.credentials();
+        let bundle = id.store.trust_bundle();
+        let bundle: serde_json::Map<String, Value> = bundle
+            .trust_domains()
+            .map(|td| {
+                let roots: Vec<Value> = bundle
+                    .certificates(td)
+                    .iter()
+                    .filter_map(|der| CertSummary::of(der).ok())
+                    .map(|c| cert(&c))
+                    .collect();
+                (td.to_string(), Value::Array(roots))
+            })
+            .collect();
+        json!({
+            "spiffe_id": id.own.to_string(),
+            "certificate": cert(creds.summary()),
+            "rotation_at": rfc3339(creds.rotation_at()),
+            "trust_bundle": bundle,
+        })
+    });
+    let pa = &state.peer_auth;
+    let ports: serde_json::Map<String, Value> = pa
+        .port_modes()
+        .map(|(port, mode)| (port.to_string(), mode.as_str().into()))
+        .collect();
+    let applied: Vec<Value> = pa
+        .applied()
+        .iter()
+        .map(|p| {
+            json!({
+                "level": p.level.as_str(),
+                "namespace": p.namespace,
+                "name": p.name,
+                "mode": p.mode,
+            })
+        })
+        .collect();
+    let app_port = shared.settings.app.port();
+    let mut clusters: Vec<(&String, &Arc<ClusterGuard>)> = state.guards.by_name().iter().collect();
+    clusters.sort_unstable_by_key(|(name, _)| *name);
+    let clusters: Vec<Value> = clusters
+        .into_iter()
+        .map(|(name, guard)| json!({ "name": name, "tls": guard.tls.dump() }))
+        .collect();
+    json!({
+        "identity": identity,
+        "peer_authentication": {
+            "mode": pa.mode(app_port).as_str(),
+            "default_mode": pa.default_mode().as_str(),
+            "port_modes": ports,
+            "applied": applied,
+        },
+        "authorization_policies": state.authz.len(),
+        "clusters": clusters,
     })
 }
 

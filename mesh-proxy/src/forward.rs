@@ -455,6 +455,7 @@ fn authorize<B>(shared: &Shared, req: &Request<B>, conn: &Connection) -> Result<
     let decision = state.authz.decide(&areq);
     let security = &shared.metrics.security;
     if let Some(dry) = decision.dry_run {
+        security.authz_dry_run(dry.allowed);
         tracing::info!(
             allowed = dry.allowed,
             reason = dry.reason.as_str(),

@@ -252,6 +252,13 @@ pub struct AuthzLabels {
     pub decision: &'static str,
 }
 
+/// `{decision}` dry-run policies would have made (AUTHZ-26).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DryRunLabels {
+    /// `allow` or `deny`.
+    pub decision: &'static str,
+}
+
 /// `{policy}` of inbound connections: `mutual_tls` or `none` (Istio's
 /// `connection_security_policy`).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -265,6 +272,7 @@ pub struct SecurityLabels {
 pub struct SecurityMetrics {
     rejected: Family<RejectLabels, Counter>,
     authz: Family<AuthzLabels, Counter>,
+    dry_run: Family<DryRunLabels, Counter>,
     inbound: Family<SecurityLabels, Counter>,
     /// Outbound TLS handshakes that failed (DR-20).
     pub upstream_tls_failures: Counter,
@@ -285,6 +293,11 @@ impl SecurityMetrics {
             "mesh_authz_decisions",
             "AuthorizationPolicy decisions on the inbound side",
             self.authz.clone(),
+        );
+        registry.register(
+            "mesh_authz_dry_run",
+            "Decisions dry-run AuthorizationPolicies would have made (istio.io/dry-run), not enforced",
+            self.dry_run.clone(),
         );
         registry.register(
             "mesh_inbound_connections_security",
@@ -318,6 +331,12 @@ impl SecurityMetrics {
         self.authz
             .get_or_create(&AuthzLabels { protocol, decision })
             .inc();
+    }
+
+    /// Counts the decision dry-run policies would have made (AUTHZ-26).
+    pub fn authz_dry_run(&self, allowed: bool) {
+        let decision = if allowed { "allow" } else { "deny" };
+        self.dry_run.get_or_create(&DryRunLabels { decision }).inc();
     }
 
     /// Counts an accepted inbound connection.

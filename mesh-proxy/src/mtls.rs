@@ -10,11 +10,11 @@
 //!   auto mTLS for `MESH_INTERNAL` endpoints (DR-18, DR-19), with the server identities expected
 //!   for the chosen endpoint (SE-6, SPIFFE-12).
 
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use arc_swap::ArcSwap;
 use mesh_core::endpoint::Endpoint;
 use mesh_core::model::{ClientTlsMode, ClientTlsSettings, ServiceLocation};
 use mesh_core::registry::{Cluster, Service};
@@ -266,6 +266,8 @@ pub(crate) enum UpstreamTls {
     IstioMutual(IstioMutual),
     /// `SIMPLE` or `MUTUAL`: one configuration per upstream protocol.
     Fixed {
+        /// `SIMPLE` or `MUTUAL`.
+        mode: &'static str,
         h1: Arc<TlsOrigin>,
         h2: Arc<TlsOrigin>,
     },
@@ -281,8 +283,14 @@ impl std::fmt::Debug for UpstreamTls {
     }
 }
 
-/// An endpoint's namespace and service account, and the protocol spoken.
-type OriginKey = (String, Option<String>, UpstreamVersion);
+/// A TLS configuration made for an endpoint's namespace and service account, and the protocol
+/// spoken.
+struct CachedOrigin {
+    namespace: String,
+    service_account: Option<String>,
+    version: UpstreamVersion,
+    origin: Arc<TlsOrigin>,
+}
 
 /// `ISTIO_MUTUAL` towards one cluster.
 pub(crate) struct IstioMutual {
@@ -295,8 +303,9 @@ pub(crate) struct IstioMutual {
     se_sans: Vec<SpiffeId>,
     server_name: ServerName<'static>,
     /// One configuration per (endpoint namespace, service account, protocol), made on first
-    /// use: the connect path only, never per request.
-    origins: Mutex<HashMap<OriginKey, Arc<TlsOrigin>>>,
+    /// use. A cluster's endpoints share a handful of identities, so a hit is a short scan of
+    /// this list with no lock and no allocation; a miss copies it.
+    origins: ArcSwap<Vec<Arc<CachedOrigin>>>,
 }
 
 impl UpstreamTls {
@@ -344,7 +353,7 @@ impl UpstreamTls {
                         .map(|s| ids(&s.subject_alt_names))
                         .unwrap_or_default(),
                     server_name: server_name(sni.unwrap_or(&default_sni), cluster.host()),
-                    origins: Mutex::default(),
+                    origins: ArcSwap::default(),
                 })
             }
             ClientTlsMode::Simple | ClientTlsMode::Mutual => {
@@ -352,7 +361,15 @@ impl UpstreamTls {
                     return UpstreamTls::Plain;
                 };
                 match fixed_origins(settings, cluster.host()) {
-                    Ok((h1, h2)) => UpstreamTls::Fixed { h1, h2 },
+                    Ok((h1, h2)) => UpstreamTls::Fixed {
+                        mode: if mode == ClientTlsMode::Mutual {
+                            "MUTUAL"
+                        } else {
+                            "SIMPLE"
+                        },
+                        h1,
+                        h2,
+                    },
                     Err(e) => {
                         tracing::warn!(cluster = cluster.name(), error = %e, "DestinationRule tls cannot be set up; connections will fail");
                         UpstreamTls::Broken(e)
@@ -373,7 +390,7 @@ impl UpstreamTls {
         match self {
             UpstreamTls::Plain => Ok(None),
             UpstreamTls::Broken(why) => Err(why.clone()),
-            UpstreamTls::Fixed { h1, h2 } => Ok(Some(Arc::clone(match version {
+            UpstreamTls::Fixed { h1, h2, .. } => Ok(Some(Arc::clone(match version {
                 UpstreamVersion::Http1 => h1,
                 UpstreamVersion::Http2 => h2,
             }))),
@@ -397,9 +414,30 @@ impl UpstreamTls {
             UpstreamTls::Plain => "DISABLE",
             UpstreamTls::IstioMutual(m) if m.auto => "ISTIO_MUTUAL (auto)",
             UpstreamTls::IstioMutual(_) => "ISTIO_MUTUAL",
-            UpstreamTls::Fixed { .. } => "SIMPLE/MUTUAL",
+            UpstreamTls::Fixed { mode, .. } => mode,
             UpstreamTls::Broken(_) => "BROKEN",
         }
+    }
+
+    /// The plan as `/config_dump` shows it: the mode, and for Istio mTLS the SNI and the
+    /// identities the server must prove; for a broken plan, why. No key material.
+    pub(crate) fn dump(&self) -> serde_json::Value {
+        let mut v = serde_json::json!({ "mode": self.describe() });
+        match self {
+            UpstreamTls::IstioMutual(m) => {
+                let names =
+                    |ids: &[SpiffeId]| ids.iter().map(ToString::to_string).collect::<Vec<_>>();
+                v["sni"] = m.server_name.to_str().as_ref().into();
+                v["subject_alt_names"] = names(&m.dr_sans).into();
+                v["service_entry_subject_alt_names"] = names(&m.se_sans).into();
+            }
+            UpstreamTls::Fixed { h1, .. } => {
+                v["sni"] = h1.server_name().to_str().as_ref().into();
+            }
+            UpstreamTls::Broken(why) => v["error"] = why.as_str().into(),
+            UpstreamTls::Plain => {}
+        }
+        v
     }
 }
 
@@ -409,23 +447,36 @@ impl IstioMutual {
         endpoint: &Endpoint,
         version: UpstreamVersion,
     ) -> Result<Arc<TlsOrigin>, String> {
-        let key = (
-            endpoint.namespace.clone(),
-            endpoint.service_account.clone(),
-            version,
-        );
-        let mut origins = self.origins.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(o) = origins.get(&key) {
-            return Ok(Arc::clone(o));
+        let same = |c: &CachedOrigin| {
+            c.version == version
+                && c.namespace == endpoint.namespace
+                && c.service_account == endpoint.service_account
+        };
+        if let Some(c) = self.origins.load().iter().find(|c| same(c)) {
+            return Ok(Arc::clone(&c.origin));
         }
         let expected = self.expected(endpoint);
         let config = self
             .identity
             .istio_client(expected, version)
             .map_err(|e| e.to_string())?;
-        let origin = Arc::new(TlsOrigin::new(config, self.server_name.clone()));
-        origins.insert(key, Arc::clone(&origin));
-        Ok(origin)
+        let made = Arc::new(CachedOrigin {
+            namespace: endpoint.namespace.clone(),
+            service_account: endpoint.service_account.clone(),
+            version,
+            origin: Arc::new(TlsOrigin::new(config, self.server_name.clone())),
+        });
+        // Two first uses may race; the first one stored wins, so one pool entry is used.
+        self.origins.rcu(|list| {
+            let mut list = Vec::clone(list);
+            if !list.iter().any(|c| same(c)) {
+                list.push(Arc::clone(&made));
+            }
+            list
+        });
+        let list = self.origins.load();
+        let winner = list.iter().find(|c| same(c)).unwrap_or(&made);
+        Ok(Arc::clone(&winner.origin))
     }
 
     /// SPIFFE-12: the DR's names replace the service's; else the endpoint's service account

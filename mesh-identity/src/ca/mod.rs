@@ -266,9 +266,9 @@ impl DevCa {
             return Err(CaError::InvalidValidity);
         }
         let mut params = CertificateParams::default();
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::OrganizationName, self.trust_domain.as_str());
-        params.distinguished_name = dn;
+        // Like istiod's workload certificates: no subject, the identity is the URI SAN only
+        // (so XFCC carries `Subject=""`, HDR-5).
+        params.distinguished_name = DistinguishedName::new();
         params.subject_alt_names = spec
             .uri_sans
             .iter()

@@ -15,3 +15,4 @@ mod reload;
 mod resilience;
 mod routing;
 mod security;
+mod tls_origination;

@@ -520,3 +520,41 @@ spec:
         "{m}"
     );
 }
+
+#[tokio::test]
+async fn dry_run_policies_are_counted_not_enforced() {
+    // SEMANTICS AUTHZ-26: `istio.io/dry-run: "true"` is evaluated and reported, never enforced.
+    let ca = ca();
+    let dry_deny = "apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: deny-checkout
+  namespace: production
+  annotations: {istio.io/dry-run: \"true\"}
+spec:
+  selector: {matchLabels: {app: payment-service}}
+  action: DENY
+  rules:
+  - from: [{source: {principals: [cluster.local/ns/production/sa/checkout-bff]}}]
+---
+";
+    let (app, server) = payment_side(&ca, &format!("{}{dry_deny}", peer_auth("STRICT"))).await;
+    let checkout = client_side(&ca, "checkout-bff", &server, "").await;
+    let order = client_side(&ca, "order-service-sa", &server, "").await;
+    assert_eq!(call(&checkout, "GET", "/x").await.status(), 200);
+    assert_eq!(call(&order, "GET", "/x").await.status(), 200);
+    assert_eq!(app.request_count(), 2);
+    let m = metrics(&server).await;
+    assert!(
+        m.contains("mesh_authz_dry_run_total{decision=\"deny\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("mesh_authz_dry_run_total{decision=\"allow\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("mesh_authz_decisions_total{protocol=\"http\",decision=\"allow\"} 2"),
+        "{m}"
+    );
+}
