@@ -3,7 +3,9 @@
 //!
 //! The path is the sidecar-to-sidecar one: load client → client proxy (outbound listener) →
 //! server proxy (inbound listener) → app. The app is a minimal hyper HTTP/1.1 server that
-//! answers `200 ok`. Both proxies run in this process on the bench's two-worker tokio runtime.
+//! answers `200 ok`. Both proxies, the app and the load client run in this process on one
+//! current-thread tokio runtime, so the time per request is the CPU cost of the whole chain
+//! on one core.
 //!
 //! - `plaintext`: neither proxy has an identity, so auto mTLS falls back to plaintext and the
 //!   server side accepts it (no PeerAuthentication).
@@ -38,7 +40,6 @@ use mesh_identity::ca::DEFAULT_CA_TTL;
 use mesh_identity::{DevCa, TrustDomain};
 use mesh_proxy::{IdentitySource, Proxy, ProxySettings, RunningProxy};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::runtime::Runtime;
 
 /// Concurrent keep-alive connections from the load client.
 const CONNECTIONS: usize = 16;
@@ -217,7 +218,12 @@ async fn run(senders: &mut Vec<Sender>, n: u64) -> Duration {
 }
 
 fn hop(c: &mut Criterion) {
-    let rt = Runtime::new().expect("runtime");
+    // One thread for everything: the scheduling is the same from run to run, so the two cases
+    // differ only by the work mTLS adds (on two workers the spread between runs was ±20 %).
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let mut group = c.benchmark_group("hop");
     group.throughput(Throughput::Elements(1));
     group.sample_size(20);

@@ -574,7 +574,10 @@ mod tests {
         let c = Credentials::from_issued(&svid).unwrap();
         let s = c.summary();
         assert_eq!(s.spiffe_id, "spiffe://cluster.local/ns/prod/sa/pay");
-        assert_eq!(s.subject, "", "SVIDs have no subject, as istiod issues them");
+        assert_eq!(
+            s.subject, "",
+            "SVIDs have no subject, as istiod issues them"
+        );
         assert!(
             s.serial
                 .split(':')
