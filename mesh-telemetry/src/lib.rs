@@ -1,5 +1,9 @@
-//! Observability for the mesh SDK.
+//! Observability for the mesh SDK: trace context, spans, Istio-standard metrics and access
+//! logs, as plain functions and tower layers usable with or without the proxy.
 //!
-//! This crate will hold W3C `traceparent`/`tracestate` and B3 propagation, spans exported over
-//! OTLP, the Istio-standard Prometheus metrics (`istio_requests_total`, …) and access logs.
+//! - [`trace_context`]: W3C `traceparent`/`tracestate` and B3, read, continued or restarted,
+//!   and written for the next hop (SEMANTICS §9.1–9.3).
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod trace_context;
