@@ -4,7 +4,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -13,6 +13,7 @@ use hyper::body::Incoming;
 use pin_project_lite::pin_project;
 
 use crate::pool::Pooled;
+use crate::telemetry::LogOnEnd;
 use mesh_resilience::breaker::RequestPermit;
 use mesh_resilience::retry::ReplayBody;
 
@@ -95,6 +96,8 @@ pin_project! {
     pub struct ProxyBody {
         #[pin]
         kind: Kind,
+        // The access-log line, written when the body is done (or dropped).
+        log: Option<LogOnEnd>,
     }
 }
 
@@ -115,6 +118,7 @@ impl ProxyBody {
             kind: Kind::Local {
                 data: Some(data).filter(|d| !d.is_empty()),
             },
+            log: None,
         }
     }
 
@@ -122,7 +126,19 @@ impl ProxyBody {
     pub fn empty() -> Self {
         Self {
             kind: Kind::Local { data: None },
+            log: None,
         }
+    }
+}
+
+impl ProxyBody {
+    /// Writes `log` once the body has been sent.
+    pub(crate) fn with_log(mut self, mut log: LogOnEnd) -> Self {
+        if self.is_end_stream() {
+            log.end();
+        }
+        self.log = Some(log);
+        self
     }
 }
 
@@ -130,6 +146,7 @@ impl From<UpstreamBody> for ProxyBody {
     fn from(body: UpstreamBody) -> Self {
         Self {
             kind: Kind::Upstream { body },
+            log: None,
         }
     }
 }
@@ -142,10 +159,31 @@ impl Body for ProxyBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        match self.project().kind.project() {
-            KindProj::Upstream { body } => body.poll_frame(cx),
-            KindProj::Local { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+        let this = self.project();
+        let (res, at_end) = match this.kind.project() {
+            KindProj::Upstream { mut body } => {
+                let res = body.as_mut().poll_frame(cx);
+                (res, body.is_end_stream())
+            }
+            KindProj::Local { data } => {
+                (Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))), true)
+            }
+        };
+        if let Some(log) = this.log.as_mut() {
+            match &res {
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Some(d) = frame.data_ref() {
+                        log.sent(d.len());
+                    }
+                    if at_end {
+                        log.end();
+                    }
+                }
+                Poll::Ready(None) => log.end(),
+                _ => {}
+            }
         }
+        res
     }
 
     fn is_end_stream(&self) -> bool {
@@ -172,6 +210,8 @@ pin_project! {
     pub struct RequestBody {
         #[pin]
         kind: RequestKind,
+        // Counts the downstream body's bytes for the access log (the primary only).
+        received: Option<Arc<AtomicU64>>,
     }
 }
 
@@ -228,7 +268,14 @@ impl RequestBody {
     pub fn plain(body: Incoming) -> Self {
         Self {
             kind: RequestKind::Plain { body },
+            received: None,
         }
+    }
+
+    /// Counts the body's bytes into `counter` as they pass (the access log's bytes received).
+    pub(crate) fn metered(mut self, counter: Option<Arc<AtomicU64>>) -> Self {
+        self.received = counter;
+        self
     }
 
     /// The downstream body for the primary, plus one copy per mirror (VS-31).
@@ -245,6 +292,7 @@ impl RequestBody {
             });
             copies.push(Self {
                 kind: RequestKind::Copy { rx, state },
+                received: None,
             });
         }
         if body.is_end_stream() {
@@ -257,6 +305,7 @@ impl RequestBody {
                     body,
                     copies: senders,
                 },
+                received: None,
             },
             copies,
         )
@@ -271,35 +320,14 @@ impl Body for RequestBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        match self.project().kind.project() {
-            RequestKindProj::Plain { body } => body.poll_frame(cx).map_err(Into::into),
-            RequestKindProj::Tee { mut body, copies } => {
-                let res = body.as_mut().poll_frame(cx);
-                match &res {
-                    Poll::Ready(Some(Ok(frame))) => {
-                        if let Some(data) = frame.data_ref() {
-                            // A mirror that cannot keep up loses its copy, never the primary.
-                            copies.retain(|c| c.tx.try_send(data.clone()).is_ok());
-                        }
-                        if body.is_end_stream() {
-                            finish(copies);
-                        }
-                    }
-                    Poll::Ready(None) => finish(copies),
-                    Poll::Ready(Some(Err(_))) => copies.clear(),
-                    Poll::Pending => {}
-                }
-                res.map_err(Into::into)
-            }
-            RequestKindProj::Copy { rx, state } => match rx.poll_recv(cx) {
-                Poll::Ready(Some(data)) => Poll::Ready(Some(Ok(Frame::data(data)))),
-                Poll::Ready(None) if state.aborted.load(Ordering::Acquire) => {
-                    Poll::Ready(Some(Err(MirrorAborted.into())))
-                }
-                Poll::Ready(None) => Poll::Ready(None),
-                Poll::Pending => Poll::Pending,
-            },
+        let this = self.project();
+        let res = poll_request(this.kind, cx);
+        if let (Some(counter), Poll::Ready(Some(Ok(frame)))) = (this.received.as_ref(), &res)
+            && let Some(data) = frame.data_ref()
+        {
+            counter.fetch_add(data.len() as u64, Ordering::Relaxed);
         }
+        res
     }
 
     fn is_end_stream(&self) -> bool {
@@ -314,5 +342,40 @@ impl Body for RequestBody {
             RequestKind::Plain { body } | RequestKind::Tee { body, .. } => body.size_hint(),
             RequestKind::Copy { .. } => SizeHint::default(),
         }
+    }
+}
+
+fn poll_request(
+    kind: Pin<&mut RequestKind>,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<Frame<Bytes>, mesh_core::BoxError>>> {
+    match kind.project() {
+        RequestKindProj::Plain { body } => body.poll_frame(cx).map_err(Into::into),
+        RequestKindProj::Tee { mut body, copies } => {
+            let res = body.as_mut().poll_frame(cx);
+            match &res {
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Some(data) = frame.data_ref() {
+                        // A mirror that cannot keep up loses its copy, never the primary.
+                        copies.retain(|c| c.tx.try_send(data.clone()).is_ok());
+                    }
+                    if body.is_end_stream() {
+                        finish(copies);
+                    }
+                }
+                Poll::Ready(None) => finish(copies),
+                Poll::Ready(Some(Err(_))) => copies.clear(),
+                Poll::Pending => {}
+            }
+            res.map_err(Into::into)
+        }
+        RequestKindProj::Copy { rx, state } => match rx.poll_recv(cx) {
+            Poll::Ready(Some(data)) => Poll::Ready(Some(Ok(Frame::data(data)))),
+            Poll::Ready(None) if state.aborted.load(Ordering::Acquire) => {
+                Poll::Ready(Some(Err(MirrorAborted.into())))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        },
     }
 }

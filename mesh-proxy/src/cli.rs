@@ -85,6 +85,28 @@ pub struct RunArgs {
     /// decode-and-merge-slashes.
     #[arg(long, env = "MESH_PATH_NORMALIZATION", default_value = "base")]
     pub path_normalization: mesh_identity::path::PathNormalization,
+    /// Access log: stdout, off, or a file path (Istio's text format; JSON with
+    /// --log-format json).
+    #[arg(long, env = "MESH_ACCESS_LOG", default_value = "stdout")]
+    pub access_log: crate::settings::AccessLogTarget,
+    /// Percentage of new traces to sample, 0–100 (a caller's decision is always kept).
+    #[arg(long, env = "MESH_TRACE_SAMPLING", default_value = "1", value_parser = sampling_percent)]
+    pub trace_sampling: f64,
+    /// Trace headers to write: w3c (always), b3.
+    #[arg(long, env = "MESH_TRACE_PROPAGATION", default_value = "w3c")]
+    pub trace_propagation: mesh_telemetry::trace_context::Propagation,
+}
+
+fn sampling_percent(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| format!("{s:?} is not a percentage"))?;
+    if (0.0..=100.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{s:?} is not between 0 and 100"))
+    }
 }
 
 /// The workload a proxy stands for: what config selection looks at (`sourceLabels` routes,
@@ -184,6 +206,9 @@ impl RunArgs {
                 _ => crate::settings::IdentitySource::None,
             },
             path_normalization: self.path_normalization,
+            access_log: self.access_log.clone(),
+            trace_sampling: self.trace_sampling,
+            trace_b3: self.trace_propagation.b3,
             ..self.workload.settings(self.config.clone())
         }
     }

@@ -37,6 +37,7 @@ use crate::pool::{ConnectOptions, TlsOrigin, UpstreamVersion};
 use crate::proxy::Shared;
 use crate::resilience::{Attempt, FirstPick};
 use crate::server::Connection;
+use crate::telemetry::{RouteInfo, UpstreamInfo};
 use mesh_core::extensions::PeerIdentity;
 use mesh_identity::authz::AuthzRequest;
 use mesh_identity::path::normalize;
@@ -46,7 +47,7 @@ use std::borrow::Cow;
 pub(crate) async fn handle(
     shared: Arc<Shared>,
     direction: Direction,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     conn: Arc<Connection>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let metrics = shared.metrics.listener(direction);
@@ -54,9 +55,17 @@ pub(crate) async fn handle(
     // Counted down on drop too: a client that goes away mid-request must not leave it "active".
     let _active = ActiveGuard::new(&metrics.active_requests);
     let grpc = is_grpc(req.headers());
+    // Request id and trace context first: every attempt, mirror and local reply sees them.
+    let (_span, record) = shared.telemetry.begin(&mut req, direction, &conn);
+    let mut route = RouteInfo::default();
     let result = match direction {
-        Direction::Outbound => outbound(&shared, req, Some(conn.downstream.remote.ip())).await,
-        Direction::Inbound => inbound(&shared, req, &conn).await,
+        Direction::Outbound => {
+            outbound(&shared, req, Some(conn.downstream.remote.ip()), &mut route).await
+        }
+        Direction::Inbound => {
+            route.inbound_cluster = Some(format!("inbound|{}||", shared.settings.app.port()));
+            inbound(&shared, req, &conn).await
+        }
     };
     let resp = match result {
         Ok(mut resp) => {
@@ -87,7 +96,20 @@ pub(crate) async fn handle(
             resp
         }
     };
-    Ok(resp)
+    Ok(match record {
+        Some(record) => {
+            let log = record.respond(&resp, route);
+            resp.map(|b| b.with_log(log))
+        }
+        None => resp,
+    })
+}
+
+/// The access log's counter of request body bytes, when the log is on.
+fn received_counter<B>(req: &Request<B>) -> Option<Arc<std::sync::atomic::AtomicU64>> {
+    req.extensions()
+        .get::<crate::telemetry::BytesReceived>()
+        .map(|b| Arc::clone(&b.0))
 }
 
 /// Holds a gauge up for as long as it lives.
@@ -138,6 +160,7 @@ async fn outbound(
     shared: &Arc<Shared>,
     req: Request<Incoming>,
     peer: Option<IpAddr>,
+    log: &mut RouteInfo,
 ) -> Result<Response<ProxyBody>, LocalReply> {
     let dest = destination(&req)?;
     // One load of the state per request: the request keeps this config version to its end
@@ -178,7 +201,9 @@ async fn outbound(
         return Err(LocalReply::NoRoute);
     };
     let route = matched.route;
+    log.route_name = Some(Arc::clone(route.name_for(matched.block)));
     if let Ok(up) = dest_choice.target.upstream(dest.port) {
+        log.cluster = Some(Arc::clone(&up.cluster));
         // OD-7: ejected endpoints whose time is up return before the pick.
         state.guards.sweep(&up.cluster);
     }
@@ -276,11 +301,13 @@ fn with_mirrors(
             }
         }
     }
+    let meter = received_counter(&req);
     if chosen.is_empty() {
-        return (req.map(RequestBody::plain), authority);
+        return (req.map(|b| RequestBody::plain(b).metered(meter)), authority);
     }
     let (parts, body) = req.into_parts();
     let (primary, copies) = RequestBody::tee(body, chosen.len());
+    let primary = primary.metered(meter);
     for ((addr, version, set, index, tls), copy) in chosen.into_iter().zip(copies) {
         let mut copy_req = Request::new(copy);
         *copy_req.method_mut() = parts.method.clone();
@@ -418,10 +445,11 @@ async fn inbound(
         },
     };
     let version = upstream_version(Protocol::Unknown, req.version());
+    let meter = received_counter(&req);
     crate::resilience::inbound_attempts(
         shared,
         &shared.inbound_retry,
-        req.map(RequestBody::plain),
+        req.map(|b| RequestBody::plain(b).metered(meter)),
         authority,
         version,
     )
@@ -573,6 +601,10 @@ pub(crate) async fn forward_once(
     drop(guard);
     let (mut parts, body) = resp.into_parts();
     prepare_response(&mut parts.headers, direction, Some(service_time));
+    parts.extensions.insert(UpstreamInfo {
+        host: addr,
+        service_time_ms: u64::try_from(service_time).unwrap_or(u64::MAX),
+    });
     Ok(Response::from_parts(
         parts,
         UpstreamBody::new(body, pooled, sent.hold).into(),

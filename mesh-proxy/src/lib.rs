@@ -36,6 +36,7 @@ mod proxy;
 mod resilience;
 mod server;
 pub mod settings;
+mod telemetry;
 
 pub use mtls::IdentityError;
 pub use proxy::{Proxy, RunningProxy, StartError};

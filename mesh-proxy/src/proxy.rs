@@ -96,6 +96,8 @@ pub(crate) struct Shared {
     pub(crate) ready: AtomicBool,
     pub(crate) draining: watch::Sender<bool>,
     pub(crate) log: Option<logging::LogHandle>,
+    /// Access log, trace sampling and propagation (SEMANTICS §9).
+    pub(crate) telemetry: crate::telemetry::Telemetry,
 }
 
 impl Shared {
@@ -143,6 +145,14 @@ pub enum StartError {
     /// The proxy's certificate, key or trust bundle could not be set up.
     #[error(transparent)]
     Identity(#[from] IdentityError),
+    /// The access-log file could not be opened.
+    #[error("cannot open the access log {path}: {source}")]
+    AccessLog {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
 }
 
 /// Builds and starts proxies.
@@ -198,6 +208,7 @@ impl Proxy {
             local(&admin, settings.admin),
         );
 
+        let telemetry = crate::telemetry::Telemetry::new(&settings)?;
         let identity = Identity::load(&settings)?;
         match &identity {
             Some(id) => tracing::info!(spiffe_id = %id.own, "mTLS identity loaded"),
@@ -236,6 +247,7 @@ impl Proxy {
             draining: watch::channel(false).0,
             log,
             watch,
+            telemetry,
             settings,
         });
 

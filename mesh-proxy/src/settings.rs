@@ -61,6 +61,48 @@ pub struct ProxySettings {
     /// (`--path-normalization`, SEMANTICS AUTHZ-25).
     #[serde(serialize_with = "path_normalization_text")]
     pub path_normalization: mesh_identity::path::PathNormalization,
+    /// Where access-log lines go (`--access-log stdout|off|PATH`, SEMANTICS LOG-1).
+    pub access_log: AccessLogTarget,
+    /// Percentage of new traces sampled (`--trace-sampling`, TRACE-6); a caller's decision is
+    /// always kept.
+    pub trace_sampling: f64,
+    /// Also write B3 headers (`--trace-propagation w3c,b3`, TRACE-15).
+    pub trace_b3: bool,
+}
+
+/// The access log's destination.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum AccessLogTarget {
+    /// No access log (the library default; `mesh-proxy run` defaults to stdout).
+    #[default]
+    Off,
+    /// Standard output.
+    Stdout,
+    /// A file, appended to.
+    File(PathBuf),
+}
+
+impl std::str::FromStr for AccessLogTarget {
+    type Err = std::convert::Infallible;
+
+    /// `stdout`, `off`, or a path.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "stdout" | "/dev/stdout" | "-" => Self::Stdout,
+            "off" | "" => Self::Off,
+            path => Self::File(PathBuf::from(path)),
+        })
+    }
+}
+
+impl Serialize for AccessLogTarget {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Off => s.serialize_str("off"),
+            Self::Stdout => s.serialize_str("stdout"),
+            Self::File(p) => s.serialize_str(&p.to_string_lossy()),
+        }
+    }
 }
 
 fn path_normalization_text<S: serde::Serializer>(
@@ -134,6 +176,9 @@ impl Default for ProxySettings {
             identity: IdentitySource::None,
             trust_domain_aliases: Vec::new(),
             path_normalization: mesh_identity::path::PathNormalization::Base,
+            access_log: AccessLogTarget::Off,
+            trace_sampling: 1.0,
+            trace_b3: false,
         }
     }
 }

@@ -15,4 +15,5 @@ mod reload;
 mod resilience;
 mod routing;
 mod security;
+mod telemetry;
 mod tls_origination;
