@@ -105,6 +105,24 @@ pub(crate) async fn handle(
     })
 }
 
+/// AUTHZ-26: what dry-run policies would have decided is counted and logged, never enforced.
+pub(crate) fn report_dry_run(
+    security: &crate::metrics::SecurityMetrics,
+    decision: &mesh_identity::authz::Decision<'_>,
+    protocol: &'static str,
+) {
+    if let Some(dry) = decision.dry_run {
+        security.authz_dry_run(dry.allowed);
+        tracing::info!(
+            protocol,
+            allowed = dry.allowed,
+            reason = dry.reason.as_str(),
+            policy = dry.matched.map(|m| m.name).unwrap_or("-"),
+            "authorization dry run"
+        );
+    }
+}
+
 /// The access log's counter of request body bytes, when the log is on.
 fn received_counter<B>(req: &Request<B>) -> Option<Arc<std::sync::atomic::AtomicU64>> {
     req.extensions()
@@ -482,15 +500,7 @@ fn authorize<B>(shared: &Shared, req: &Request<B>, conn: &Connection) -> Result<
     }
     let decision = state.authz.decide(&areq);
     let security = &shared.metrics.security;
-    if let Some(dry) = decision.dry_run {
-        security.authz_dry_run(dry.allowed);
-        tracing::info!(
-            allowed = dry.allowed,
-            reason = dry.reason.as_str(),
-            policy = dry.matched.map(|m| m.name).unwrap_or("-"),
-            "authorization dry run"
-        );
-    }
+    report_dry_run(security, &decision, "http");
     if decision.allowed {
         if let Some(audit) = decision.audit {
             security.authz("http", "audit");

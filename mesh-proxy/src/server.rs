@@ -320,15 +320,7 @@ where
     }
     let decision = state.authz.decide(&req);
     let security = &shared.metrics.security;
-    if let Some(dry) = decision.dry_run {
-        security.authz_dry_run(dry.allowed);
-        tracing::info!(
-            allowed = dry.allowed,
-            reason = dry.reason.as_str(),
-            policy = dry.matched.map(|m| m.name).unwrap_or("-"),
-            "authorization dry run (TCP)"
-        );
-    }
+    crate::forward::report_dry_run(security, &decision, "tcp");
     if !decision.allowed {
         security.authz("tcp", "deny");
         tracing::debug!(
