@@ -63,7 +63,9 @@ pub(crate) async fn handle(
             outbound(&shared, req, Some(conn.downstream.remote.ip()), &mut route).await
         }
         Direction::Inbound => {
-            route.inbound_cluster = Some(format!("inbound|{}||", shared.settings.app.port()));
+            if record.is_some() {
+                route.inbound_cluster = Some(format!("inbound|{}||", shared.settings.app.port()));
+            }
             inbound(&shared, req, &conn).await
         }
     };
