@@ -238,12 +238,15 @@ impl TraceParent {
 }
 
 impl fmt::Display for TraceParent {
-    /// Always version `00` (TRACE-3).
+    /// Always version `00` (TRACE-3); flag bits other than sampled and random are sent as 0
+    /// (TRACE-4), even when set by hand.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
             "00-{}-{}-{:02x}",
-            self.trace_id, self.parent_id, self.flags
+            self.trace_id,
+            self.parent_id,
+            self.flags & (FLAG_SAMPLED | FLAG_RANDOM)
         )
     }
 }
@@ -264,6 +267,8 @@ impl TraceState {
     /// members (over 128) first, then from the right (TRACE-11).
     pub fn from_headers(headers: &HeaderMap) -> Option<TraceState> {
         let mut members: Vec<&str> = Vec::new();
+        // Every received member counts toward the limit, duplicates included (TRACE-8).
+        let mut received = 0;
         for line in headers.get_all(&TRACESTATE) {
             let line = line.to_str().ok()?;
             for m in line.split(',') {
@@ -271,11 +276,12 @@ impl TraceState {
                 if m.is_empty() {
                     continue;
                 }
-                let (key, value) = m.split_once('=')?;
-                if !valid_key(key) || !valid_value(value) {
+                received += 1;
+                if received > TRACESTATE_MAX_MEMBERS {
                     return None;
                 }
-                if members.len() == TRACESTATE_MAX_MEMBERS {
+                let (key, value) = m.split_once('=')?;
+                if !valid_key(key) || !valid_value(value) {
                     return None;
                 }
                 if !members
