@@ -42,6 +42,9 @@ pub struct Endpoint {
     pub namespace: String,
     /// The service account the workload runs as, if known (SEMANTICS SE-6).
     pub service_account: Option<String>,
+    /// The WorkloadEntry's name, when the endpoint is one selected by `workloadSelector`
+    /// (metric labels, MET-4).
+    pub workload: Option<Arc<str>>,
     /// `region/zone/subzone`, if known.
     pub locality: Option<String>,
     /// Named ports of the workload (`http` → 18081).
@@ -57,6 +60,7 @@ impl Endpoint {
             weight: 1,
             namespace: String::new(),
             service_account: None,
+            workload: None,
             locality: None,
             ports: Arc::default(),
         }

@@ -47,12 +47,10 @@ use std::time::Duration;
 pub use self::cluster::Cluster;
 use self::cluster::{Previous, port_clusters};
 pub use self::endpoints::target_port;
-use self::endpoints::{WorkloadIndex, cluster_endpoints};
+use self::endpoints::{Body, WorkloadIndex, cluster_endpoints};
 use crate::Snapshot;
 use crate::hosts::{self, host_matches, is_wildcard};
-use crate::model::{
-    Location, Resolution, Resource, ServiceEntry, ServiceLocation, ServicePort, WorkloadEntry,
-};
+use crate::model::{Location, Resolution, Resource, ServiceEntry, ServiceLocation, ServicePort};
 use crate::traffic_policy::{DestinationRules, MergedRule};
 
 /// How often DNS endpoints are re-resolved (SEMANTICS SE-3: the system resolver gives no TTL,
@@ -420,7 +418,7 @@ fn build_service(
     let ns = se.namespace();
     // Endpoint bodies with their namespaces: listed endpoints, or selected WorkloadEntries of
     // the same namespace (SEMANTICS SE-5).
-    let bodies: Vec<(&WorkloadEntry, &str)> = match &spec.workload_selector {
+    let bodies: Vec<Body<'_>> = match &spec.workload_selector {
         Some(selector) => workloads
             .select(ns, &selector.labels)
             .iter()
@@ -430,9 +428,21 @@ fn build_service(
                     .iter()
                     .all(|(k, v)| we.spec.labels.get(k) == Some(v))
             })
-            .map(|we| (&we.spec, we.namespace()))
+            .map(|we| Body {
+                spec: &we.spec,
+                namespace: we.namespace(),
+                name: Some(we.name()),
+            })
             .collect(),
-        None => spec.endpoints.iter().map(|e| (e, ns)).collect(),
+        None => spec
+            .endpoints
+            .iter()
+            .map(|e| Body {
+                spec: e,
+                namespace: ns,
+                name: None,
+            })
+            .collect(),
     };
     let mut seen_ports = BTreeSet::new();
     let mut clusters = Vec::new();

@@ -82,10 +82,21 @@ fn route(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>> {
             }
         }
         (&Method::GET, "/stats/prometheus" | "/metrics") => {
-            let mut r = text(StatusCode::OK, prometheus(shared));
+            // Exemplars exist only in OpenMetrics: served to scrapers that ask for it.
+            let openmetrics = req
+                .headers()
+                .get_all(http::header::ACCEPT)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .any(|v| v.contains("application/openmetrics-text"));
+            let mut r = text(StatusCode::OK, prometheus(shared, openmetrics));
             r.headers_mut().insert(
                 CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                HeaderValue::from_static(if openmetrics {
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8"
+                } else {
+                    "text/plain; version=0.0.4; charset=utf-8"
+                }),
             );
             r
         }
@@ -141,7 +152,7 @@ fn logging(shared: &Shared, query: &str) -> Response<Full<Bytes>> {
     }
 }
 
-fn prometheus(shared: &Shared) -> String {
+fn prometheus(shared: &Shared, openmetrics: bool) -> String {
     let state = shared.state.load();
     let stats = shared.watch.stats();
     let now = Instant::now();
@@ -157,15 +168,18 @@ fn prometheus(shared: &Shared) -> String {
         })
         .collect();
     shared.metrics.resilience.set_active_ejections(active);
-    shared.metrics.render(&ScrapeSources {
-        version: state.snapshot.version(),
-        reload_successes: stats.successes(),
-        reload_failures: stats.failures(),
-        last_reload_unix: stats.last_success_unix(),
-        upstream_cx: shared.pool.connections_opened(),
-        upstream_cx_fail: shared.pool.connect_failures(),
-        upstream_cx_reused: shared.pool.connections_reused(),
-    })
+    shared.metrics.render(
+        &ScrapeSources {
+            version: state.snapshot.version(),
+            reload_successes: stats.successes(),
+            reload_failures: stats.failures(),
+            last_reload_unix: stats.last_success_unix(),
+            upstream_cx: shared.pool.connections_opened(),
+            upstream_cx_fail: shared.pool.connect_failures(),
+            upstream_cx_reused: shared.pool.connections_reused(),
+        },
+        openmetrics,
+    )
 }
 
 fn config_dump(shared: &Shared) -> Value {

@@ -13,7 +13,7 @@ use hyper::body::Incoming;
 use pin_project_lite::pin_project;
 
 use crate::pool::Pooled;
-use crate::telemetry::LogOnEnd;
+use crate::telemetry::Record;
 use mesh_resilience::breaker::RequestPermit;
 use mesh_resilience::retry::ReplayBody;
 
@@ -96,8 +96,8 @@ pin_project! {
     pub struct ProxyBody {
         #[pin]
         kind: Kind,
-        // The access-log line, written when the body is done (or dropped).
-        log: Option<LogOnEnd>,
+        // The request's telemetry, reported when the body is done (or dropped).
+        record: Option<Box<Record>>,
     }
 }
 
@@ -118,7 +118,7 @@ impl ProxyBody {
             kind: Kind::Local {
                 data: Some(data).filter(|d| !d.is_empty()),
             },
-            log: None,
+            record: None,
         }
     }
 
@@ -126,18 +126,18 @@ impl ProxyBody {
     pub fn empty() -> Self {
         Self {
             kind: Kind::Local { data: None },
-            log: None,
+            record: None,
         }
     }
 }
 
 impl ProxyBody {
-    /// Writes `log` once the body has been sent.
-    pub(crate) fn with_log(mut self, mut log: LogOnEnd) -> Self {
+    /// Reports `record` once the body has been sent.
+    pub(crate) fn with_record(mut self, mut record: Box<Record>) -> Self {
         if self.is_end_stream() {
-            log.end();
+            record.end();
         }
-        self.log = Some(log);
+        self.record = Some(record);
         self
     }
 }
@@ -146,7 +146,7 @@ impl From<UpstreamBody> for ProxyBody {
     fn from(body: UpstreamBody) -> Self {
         Self {
             kind: Kind::Upstream { body },
-            log: None,
+            record: None,
         }
     }
 }
@@ -169,17 +169,19 @@ impl Body for ProxyBody {
                 (Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))), true)
             }
         };
-        if let Some(log) = this.log.as_mut() {
+        if let Some(record) = this.record.as_mut() {
             match &res {
                 Poll::Ready(Some(Ok(frame))) => {
                     if let Some(d) = frame.data_ref() {
-                        log.sent(d.len());
+                        record.sent(d.len());
+                    } else if let Some(t) = frame.trailers_ref() {
+                        record.trailers(t);
                     }
                     if at_end {
-                        log.end();
+                        record.end();
                     }
                 }
-                Poll::Ready(None) => log.end(),
+                Poll::Ready(None) => record.end(),
                 _ => {}
             }
         }

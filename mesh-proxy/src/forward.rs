@@ -56,18 +56,18 @@ pub(crate) async fn handle(
     let _active = ActiveGuard::new(&metrics.active_requests);
     let grpc = is_grpc(req.headers());
     // Request id and trace context first: every attempt, mirror and local reply sees them.
-    let (_span, record) = shared.telemetry.begin(&mut req, direction, &conn);
-    let mut route = RouteInfo::default();
+    let mut record = crate::telemetry::begin(&shared, &mut req, direction, &conn);
     let result = match direction {
         Direction::Outbound => {
-            outbound(&shared, req, Some(conn.downstream.remote.ip()), &mut route).await
+            outbound(
+                &shared,
+                req,
+                Some(conn.downstream.remote.ip()),
+                &mut record.route,
+            )
+            .await
         }
-        Direction::Inbound => {
-            if record.is_some() {
-                route.inbound_cluster = Some(format!("inbound|{}||", shared.settings.app.port()));
-            }
-            inbound(&shared, req, &conn).await
-        }
+        Direction::Inbound => inbound(&shared, req, &conn).await,
     };
     let resp = match result {
         Ok(mut resp) => {
@@ -98,13 +98,8 @@ pub(crate) async fn handle(
             resp
         }
     };
-    Ok(match record {
-        Some(record) => {
-            let log = record.respond(&resp, route);
-            resp.map(|b| b.with_log(log))
-        }
-        None => resp,
-    })
+    record.respond(&resp);
+    Ok(resp.map(|b| b.with_record(record)))
 }
 
 /// AUTHZ-26: what dry-run policies would have decided is counted and logged, never enforced.
@@ -125,7 +120,7 @@ pub(crate) fn report_dry_run(
     }
 }
 
-/// The access log's counter of request body bytes, when the log is on.
+/// The counter of request body bytes (metrics and the access log).
 fn received_counter<B>(req: &Request<B>) -> Option<Arc<std::sync::atomic::AtomicU64>> {
     req.extensions()
         .get::<crate::telemetry::BytesReceived>()
@@ -224,6 +219,7 @@ async fn outbound(
     log.route_name = Some(Arc::clone(route.name_for(matched.block)));
     if let Ok(up) = dest_choice.target.upstream(dest.port) {
         log.cluster = Some(Arc::clone(&up.cluster));
+        log.guard = Some(Arc::clone(state.guards.cluster(&up.cluster)));
         // OD-7: ejected endpoints whose time is up return before the pick.
         state.guards.sweep(&up.cluster);
     }

@@ -31,6 +31,7 @@ pub mod local_reply;
 pub mod logging;
 pub mod metrics;
 mod mtls;
+mod peers;
 pub mod pool;
 mod proxy;
 mod resilience;

@@ -362,6 +362,8 @@ pub struct Metrics {
     pub resilience: ResilienceMetrics,
     /// mTLS, PeerAuthentication and authorization counters.
     pub security: SecurityMetrics,
+    /// Istio's standard metrics (`istio_requests_total`, …, SEMANTICS MET-1).
+    pub istio: mesh_telemetry::metrics::IstioMetrics,
     local_replies: Family<LocalReplyLabels, Counter>,
     reloads: Family<ResultLabels, Counter>,
     reload_failures: Counter,
@@ -468,12 +470,15 @@ impl Metrics {
         resilience.register(&mut registry);
         let security = SecurityMetrics::default();
         security.register(&mut registry);
+        let istio = mesh_telemetry::metrics::IstioMetrics::new();
+        istio.register(&mut registry);
         Self {
             registry,
             outbound,
             inbound,
             resilience,
             security,
+            istio,
             local_replies,
             reloads,
             reload_failures,
@@ -503,8 +508,9 @@ impl Metrics {
             .inc();
     }
 
-    /// Copies the values kept elsewhere in, then encodes everything as Prometheus text.
-    pub fn render(&self, sources: &ScrapeSources<'_>) -> String {
+    /// Copies the values kept elsewhere in, then encodes everything: as OpenMetrics (with
+    /// exemplars and `# EOF`) when `openmetrics`, else in the Prometheus text format.
+    pub fn render(&self, sources: &ScrapeSources<'_>, openmetrics: bool) -> String {
         let set = |c: &Counter, v: u64| c.inner().store(v, Ordering::Relaxed);
         set(
             &self
@@ -531,11 +537,14 @@ impl Metrics {
         set(&self.upstream_cx_fail, sources.upstream_cx_fail);
         set(&self.upstream_cx_reused, sources.upstream_cx_reused);
         let mut out = String::new();
-        if prometheus_client::encoding::text::encode_registry(&mut out, &self.registry).is_err() {
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();
         }
-        // Prometheus text format (not OpenMetrics): no `# EOF` terminator.
-        out
+        if openmetrics {
+            out
+        } else {
+            mesh_telemetry::metrics::to_prometheus_text(&out)
+        }
     }
 }
 

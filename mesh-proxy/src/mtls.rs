@@ -395,16 +395,26 @@ impl UpstreamTls {
                 UpstreamVersion::Http2 => h2,
             }))),
             UpstreamTls::IstioMutual(m) => {
-                if m.auto
-                    && endpoint
-                        .labels
-                        .get(TLS_MODE_LABEL)
-                        .is_some_and(|v| v == "disabled")
-                {
+                if !self.istio_mutual_to(endpoint) {
                     return Ok(None);
                 }
                 m.origin(endpoint, version).map(Some)
             }
+        }
+    }
+
+    /// Whether connections to `endpoint` are Istio mTLS (what the metrics' principals and
+    /// `connection_security_policy` reflect).
+    pub(crate) fn istio_mutual_to(&self, endpoint: &Endpoint) -> bool {
+        match self {
+            UpstreamTls::IstioMutual(m) => {
+                !(m.auto
+                    && endpoint
+                        .labels
+                        .get(TLS_MODE_LABEL)
+                        .is_some_and(|v| v == "disabled"))
+            }
+            _ => false,
         }
     }
 

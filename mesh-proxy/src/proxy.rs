@@ -49,6 +49,8 @@ pub(crate) struct ProxyState {
     pub(crate) peer_auth: PeerAuthTable,
     /// The AuthorizationPolicies of this workload (AUTHZ-1).
     pub(crate) authz: AuthzTable,
+    /// Metric labels that depend on the registry (MET-4).
+    pub(crate) peers: crate::peers::PeerLabels,
 }
 
 impl ProxyState {
@@ -66,6 +68,7 @@ impl ProxyState {
         let guards = Guards::build(&registry, &routes, identity, previous.map(|p| &p.guards));
         let peer_auth = PeerAuthTable::compile(&snapshot, &scope);
         let authz = AuthzTable::compile_with(&snapshot, &scope, &settings.authz_options());
+        let peers = crate::peers::PeerLabels::build(&registry, settings);
         registry.spawn_dns_refresh();
         Ok(Self {
             snapshot,
@@ -74,6 +77,7 @@ impl ProxyState {
             guards,
             peer_auth,
             authz,
+            peers,
         })
     }
 }
@@ -208,8 +212,13 @@ impl Proxy {
             local(&admin, settings.admin),
         );
 
-        let telemetry = crate::telemetry::Telemetry::new(&settings)?;
         let identity = Identity::load(&settings)?;
+        let metrics = Metrics::new();
+        let telemetry = crate::telemetry::Telemetry::new(
+            &settings,
+            identity.as_ref().map(|i| &i.own),
+            metrics.istio.clone(),
+        )?;
         match &identity {
             Some(id) => tracing::info!(spiffe_id = %id.own, "mTLS identity loaded"),
             None => {
@@ -226,7 +235,7 @@ impl Proxy {
             identity,
             state: ArcSwap::from_pointee(state),
             pool: Pool::new(PoolSettings::default()),
-            metrics: Metrics::new(),
+            metrics,
             inbound_cluster: Arc::new(EndpointSet::new(vec![app])),
             inbound_retry: crate::resilience::inbound_retry_policy(),
             listeners: vec![

@@ -19,7 +19,7 @@ use http::{Request, Response};
 use mesh_core::classify::{Failure, Outcome};
 use mesh_core::endpoint::{EndpointSet, Health};
 use mesh_core::random::Random;
-use mesh_core::registry::{Cluster, Registry};
+use mesh_core::registry::{Cluster, Registry, Service};
 use mesh_resilience::breaker::{CircuitBreaker, Overflow};
 use mesh_resilience::outlier::{OutlierConfig, OutlierDetector};
 use mesh_resilience::retry::{DEFAULT_MAX_REPLAY_BUFFER, ReplayBody, RetryPolicy, attempt_count};
@@ -35,6 +35,7 @@ use crate::headers::Direction;
 use crate::local_reply::{LocalReply, ResetReason, RetryStop, UpstreamFailure, UpstreamFlag};
 use crate::metrics::{ClusterCounters, ClusterEvent};
 use crate::mtls::{Identity, UpstreamTls};
+use crate::peers::ClusterLabels;
 use crate::pool::{ConnectOptions, UpstreamVersion};
 use crate::proxy::Shared;
 
@@ -49,10 +50,17 @@ pub(crate) struct ClusterGuard {
     pub(crate) tls: UpstreamTls,
     /// Metric handles, resolved on first use.
     pub(crate) counters: ClusterCounters,
+    /// The `destination_*` labels of Istio's metrics for this cluster (MET-4).
+    pub(crate) labels: ClusterLabels,
 }
 
 impl ClusterGuard {
-    fn new(cluster: &Cluster, tls: UpstreamTls, previous: Option<&ClusterGuard>) -> Self {
+    fn new(
+        cluster: &Cluster,
+        service: &Service,
+        tls: UpstreamTls,
+        previous: Option<&ClusterGuard>,
+    ) -> Self {
         let policy = cluster.policy();
         let mut breaker = CircuitBreaker::from_config(
             policy.connection_pool.as_ref(),
@@ -87,6 +95,7 @@ impl ClusterGuard {
             connect: ConnectOptions::from_config(policy.connection_pool.as_ref()),
             tls,
             counters: ClusterCounters::default(),
+            labels: ClusterLabels::new(Some(service)),
         }
     }
 
@@ -98,6 +107,7 @@ impl ClusterGuard {
             connect: ConnectOptions::default(),
             tls: UpstreamTls::Plain,
             counters: ClusterCounters::default(),
+            labels: ClusterLabels::new(None),
         }
     }
 }
@@ -151,7 +161,7 @@ impl Guards {
         for (c, service) in clusters {
             let prev = previous.and_then(|p| p.by_name.get(c.name()));
             let tls = UpstreamTls::build(c, Some(service), identity);
-            let guard = Arc::new(ClusterGuard::new(c, tls, prev.map(Arc::as_ref)));
+            let guard = Arc::new(ClusterGuard::new(c, service, tls, prev.map(Arc::as_ref)));
             by_cluster.insert(cluster_key(c), Arc::clone(&guard));
             by_name.insert(c.name().to_owned(), guard);
         }

@@ -16,6 +16,9 @@ use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use mesh_core::extensions::{Downstream, PeerIdentity};
 use mesh_identity::authz::AuthzRequest;
 use mesh_identity::peer_auth::PeerAuthMode;
+use mesh_telemetry::metrics::{
+    Labels, Reporter, SecurityPolicy, TcpConnection, TcpLabels, Workload,
+};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -57,6 +60,28 @@ pub(crate) struct Connection {
     pub(crate) downstream: Downstream,
     /// This hop's `x-forwarded-client-cert` element on an mTLS connection (HDR-5).
     pub(crate) xfcc: Option<String>,
+    /// The caller's metric labels (inbound; MET-4), worked out once per connection.
+    pub(crate) caller: Labels<Workload>,
+}
+
+impl Connection {
+    /// A connection from `downstream`, its caller labelled from its identity (inbound) or
+    /// unknown (outbound: the caller is the local app, labelled as this workload).
+    fn new(shared: &Shared, downstream: Downstream, xfcc: Option<String>) -> Self {
+        let local = &shared.telemetry.labels;
+        let caller = match &downstream.peer {
+            Some(peer) => {
+                let state = shared.state.load();
+                state.peers.caller(&state.snapshot, local, Some(peer))
+            }
+            None => local.unknown().clone(),
+        };
+        Self {
+            downstream,
+            xfcc,
+            caller,
+        }
+    }
 }
 
 /// Serves `listener` until the drain starts, then lets open connections finish (HTTP/1.1 gets
@@ -90,10 +115,8 @@ pub(crate) async fn serve(shared: Arc<Shared>, direction: Direction, listener: T
         tokio::spawn(async move {
             match direction {
                 Direction::Outbound => {
-                    let conn = Arc::new(Connection {
-                        downstream: Downstream::new(peer, local),
-                        xfcc: None,
-                    });
+                    let conn =
+                        Arc::new(Connection::new(&shared, Downstream::new(peer, local), None));
                     serve_http(shared, direction, &builder, watcher, stream, conn).await;
                 }
                 Direction::Inbound => {
@@ -183,10 +206,7 @@ async fn inbound(
         _ => {
             // DISABLE passes a TLS ClientHello on to the app as bytes (PA-4).
             security.inbound_connection(false);
-            let conn = Connection {
-                downstream,
-                xfcc: None,
-            };
+            let conn = Connection::new(&shared, downstream, None);
             serve_detected(shared, builder, watcher, stream, conn).await;
         }
     }
@@ -235,7 +255,7 @@ async fn terminate(
         downstream = downstream.with_peer(PeerIdentity::new(id.to_string()));
     }
     security.inbound_connection(downstream.is_mtls());
-    let conn = Connection { downstream, xfcc };
+    let conn = Connection::new(&shared, downstream, xfcc);
     serve_detected(shared, builder, watcher, tls, conn).await;
 }
 
@@ -304,13 +324,28 @@ fn looks_like_http(prefix: &[u8]) -> Option<bool> {
 }
 
 /// An opaque TCP connection to the app, after the AuthorizationPolicy's TCP decision: a deny
-/// closes it without a response (AUTHZ-23).
-async fn tcp<I>(shared: Arc<Shared>, mut io: I, conn: Connection)
+/// closes it without a response (AUTHZ-23). Every connection that gets this far is counted
+/// in `istio_tcp_connections_opened/closed`, denied ones too (Istio's stats filter sees the
+/// connection before RBAC closes it).
+async fn tcp<I>(shared: Arc<Shared>, io: I, conn: Connection)
 where
     I: AsyncRead + AsyncWrite + Unpin,
 {
     let state = shared.state.load_full();
     let d = &conn.downstream;
+    let local = &shared.telemetry.labels;
+    let mut labels = TcpLabels {
+        reporter: Reporter::Destination,
+        source: conn.caller.clone(),
+        destination: local.me(d.is_mtls()).clone(),
+        service: state.peers.inbound_service().clone(),
+        response_flags: "-".into(),
+        security: if d.is_mtls() {
+            SecurityPolicy::MutualTls
+        } else {
+            SecurityPolicy::None
+        },
+    };
     let port = shared.settings.app.port();
     let mut req = AuthzRequest::tcp(d.remote.ip(), port)
         .destination_ip(d.local.ip())
@@ -328,6 +363,7 @@ where
             details = decision.response_code_details().unwrap_or_default(),
             "TCP connection denied by authorization policy"
         );
+        drop(shared.metrics.istio.tcp_open(&labels));
         return;
     }
     security.authz(
@@ -341,14 +377,65 @@ where
     let app = match TcpStream::connect(shared.settings.app).await {
         Ok(s) => s,
         Err(error) => {
+            labels.response_flags = "UF".into();
+            drop(shared.metrics.istio.tcp_open(&labels));
             tracing::debug!(%error, "inbound TCP: the app refused the connection");
             return;
         }
     };
     let _ = app.set_nodelay(true);
     let mut app = app;
+    let mut io = Metered {
+        inner: io,
+        counters: shared.metrics.istio.tcp_open(&labels),
+    };
     if let Err(error) = tokio::io::copy_bidirectional(&mut io, &mut app).await {
         tracing::debug!(peer = %d.remote, %error, "inbound TCP connection ended");
+    }
+}
+
+/// A downstream stream whose bytes are counted into Istio's TCP metrics as they pass (so a
+/// long connection shows its traffic before it closes).
+struct Metered<I> {
+    inner: I,
+    counters: TcpConnection,
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Metered<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let res = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let n = buf.filled().len() - before;
+        if n > 0 {
+            self.counters.received(n as u64);
+        }
+        res
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Metered<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let res = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = &res {
+            self.counters.sent(*n as u64);
+        }
+        res
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 

@@ -3,10 +3,13 @@
 //!
 //! - [`access_log`]: one line per request, Istio's text format or JSON, written off the request
 //!   path (SEMANTICS LOG-1).
+//! - [`metrics`]: Istio's standard request and TCP metrics with their labels, buckets and
+//!   exemplars (SEMANTICS MET-1..MET-6).
 //! - [`trace_context`]: W3C `traceparent`/`tracestate` and B3, read, continued or restarted,
 //!   and written for the next hop (SEMANTICS §9.1–9.3).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod access_log;
+pub mod metrics;
 pub mod trace_context;

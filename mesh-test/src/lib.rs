@@ -14,6 +14,7 @@
 //!   as applications using `HTTP_PROXY` send them) and [`raw_http1`] for malformed input.
 //! - [`body`]: [`TestBody`], [`counting_body`] (a large body of zeros that never exists in
 //!   memory at once) and [`drain_and_count`].
+//! - [`prom`]: a strict reader of the Prometheus text format for `/metrics` pages.
 //! - [`trace_init`] and [`eventually`] (bounded polling; use sparingly).
 //!
 //! ```no_run
@@ -34,6 +35,7 @@
 pub mod body;
 pub mod client;
 mod eventually;
+pub mod prom;
 pub mod server;
 mod trace;
 

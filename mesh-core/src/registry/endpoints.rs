@@ -77,13 +77,28 @@ pub fn target_port(workload: &WorkloadEntry, port: &ServicePort) -> u32 {
         .unwrap_or(port.number)
 }
 
-fn endpoint_template(workload: &WorkloadEntry, namespace: &str) -> Endpoint {
+/// A WorkloadEntry body (a selected WorkloadEntry's spec or an inline endpoint), its
+/// namespace, and its name when it is a WorkloadEntry resource.
+#[derive(Clone, Copy)]
+pub(super) struct Body<'a> {
+    pub(super) spec: &'a WorkloadEntry,
+    pub(super) namespace: &'a str,
+    pub(super) name: Option<&'a str>,
+}
+
+fn endpoint_template(body: Body<'_>) -> Endpoint {
+    let Body {
+        spec: workload,
+        namespace,
+        name,
+    } = body;
     Endpoint {
         addr: SocketAddr::from(([0, 0, 0, 0], 0)),
         labels: Arc::new(workload.labels.clone()),
         weight: workload.weight.unwrap_or(1).max(1),
         namespace: namespace.to_owned(),
         service_account: Some(workload.service_account.clone()).filter(|s| !s.is_empty()),
+        workload: name.map(Arc::from),
         locality: Some(workload.locality.clone()).filter(|s| !s.is_empty()),
         ports: Arc::new(
             workload
@@ -100,19 +115,19 @@ pub(super) fn cluster_endpoints(
     ns: &str,
     host: &str,
     port: &ServicePort,
-    bodies: &[(&WorkloadEntry, &str)],
+    bodies: &[Body<'_>],
 ) -> (Source, Vec<Endpoint>) {
     match spec.resolution {
         Resolution::None | Resolution::DynamicDns => (Source::Passthrough, Vec::new()),
         Resolution::Static => {
             let endpoints = bodies
                 .iter()
-                .filter_map(|(we, ns)| {
-                    let ip = we.address.parse::<IpAddr>().ok()?;
-                    let port_no = u16::try_from(target_port(we, port)).ok()?;
+                .filter_map(|b| {
+                    let ip = b.spec.address.parse::<IpAddr>().ok()?;
+                    let port_no = u16::try_from(target_port(b.spec, port)).ok()?;
                     Some(Endpoint {
                         addr: SocketAddr::new(ip, port_no),
-                        ..endpoint_template(we, ns)
+                        ..endpoint_template(*b)
                     })
                 })
                 .collect();
@@ -127,15 +142,20 @@ pub(super) fn cluster_endpoints(
                 && !is_wildcard(host)
                 && let Ok(p) = u16::try_from(port.target_port.unwrap_or(port.number))
             {
-                let template = endpoint_template(&WorkloadEntry::default(), ns);
+                let template = endpoint_template(Body {
+                    spec: &WorkloadEntry::default(),
+                    namespace: ns,
+                    name: None,
+                });
                 targets.push((host.to_owned(), p, template));
                 names = true;
             }
-            for (we, ns) in bodies {
+            for b in bodies {
+                let we = b.spec;
                 let Ok(p) = u16::try_from(target_port(we, port)) else {
                     continue;
                 };
-                let template = endpoint_template(we, ns);
+                let template = endpoint_template(*b);
                 // IP literals need no resolver: usable at once, and kept as targets so a
                 // refresh (which resolves them without DNS) does not drop them.
                 if let Ok(ip) = we.address.parse::<IpAddr>() {

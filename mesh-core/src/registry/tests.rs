@@ -4,7 +4,7 @@
 )]
 
 use super::*;
-use crate::model::{AnyResource, Kind, ObjectMeta, WorkloadSelector};
+use crate::model::{AnyResource, Kind, ObjectMeta, WorkloadEntry, WorkloadSelector};
 
 fn port(number: u32, name: &str, target: Option<u32>) -> ServicePort {
     let mut p = ServicePort::default();
@@ -133,6 +133,8 @@ fn workload_selector_picks_entries_of_the_same_namespace() {
     );
     // SEMANTICS SE-6: no serviceAccount → no identity, not sa/default.
     assert_eq!(set.endpoint(1).spiffe_id("cluster.local"), None);
+    // MET-4: a selected WorkloadEntry's name labels its endpoint's metrics.
+    assert_eq!(set.endpoint(0).workload.as_deref(), Some("v1"));
 }
 
 #[test]

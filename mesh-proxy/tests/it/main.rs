@@ -11,6 +11,7 @@ mod cli_security;
 mod forwarding;
 mod harness;
 mod local_replies;
+mod metrics;
 mod reload;
 mod resilience;
 mod routing;
