@@ -1,13 +1,10 @@
 //! Header rules of the proxy hop (SEMANTICS HDR-4 to HDR-10).
 
-use std::cell::Cell;
-use std::hash::{BuildHasher, Hasher};
-
 use http::HeaderMap;
 use http::header::{CONNECTION, HeaderName, HeaderValue, TE, TRANSFER_ENCODING, UPGRADE};
 
 /// `x-request-id`.
-pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub use mesh_telemetry::trace_context::X_REQUEST_ID;
 /// `x-forwarded-proto`.
 pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 /// `x-forwarded-client-cert`.
@@ -139,50 +136,7 @@ pub fn prepare_response(
     }
 }
 
-thread_local! {
-    static RNG: Cell<u64> = Cell::new(seed());
-}
-
-/// A random per-thread seed from std's randomly keyed hasher (no extra dependency).
-fn seed() -> u64 {
-    std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish()
-        | 1
-}
-
-/// SplitMix64: fast, and good enough for identifiers that only need to be unique.
-fn next_u64() -> u64 {
-    RNG.with(|s| {
-        let mut z = s.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
-        s.set(z);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    })
-}
-
-/// A random UUID v4 in its canonical text form, as Envoy generates `x-request-id`.
-pub fn new_request_id() -> HeaderValue {
-    let (hi, lo) = (next_u64(), next_u64());
-    let hi = (hi & 0xffff_ffff_ffff_0fff) | 0x0000_0000_0000_4000; // version 4
-    let lo = (lo & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000; // RFC 4122 variant
-    let mut buf = [0u8; 36];
-    let hex = b"0123456789abcdef";
-    let bytes = ((u128::from(hi)) << 64) | u128::from(lo);
-    let mut j = 0;
-    for i in 0..32 {
-        if matches!(i, 8 | 12 | 16 | 20) {
-            buf[j] = b'-';
-            j += 1;
-        }
-        let nibble = ((bytes >> (124 - 4 * i)) & 0xf) as usize;
-        buf[j] = hex[nibble];
-        j += 1;
-    }
-    HeaderValue::from_bytes(&buf)
-        .unwrap_or_else(|_| HeaderValue::from_static("00000000-0000-4000-8000-000000000000"))
-}
+pub use mesh_telemetry::trace_context::new_request_id;
 
 #[cfg(test)]
 mod tests {

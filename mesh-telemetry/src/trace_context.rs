@@ -53,6 +53,36 @@ pub static B3_PARENT_SPAN_ID: HeaderName = HeaderName::from_static("x-b3-parents
 pub static B3_SAMPLED: HeaderName = HeaderName::from_static("x-b3-sampled");
 /// `X-B3-Flags`.
 pub static B3_FLAGS: HeaderName = HeaderName::from_static("x-b3-flags");
+/// `x-request-id` (REQID-1).
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// A random UUID v4 in its canonical lower-case text form, as Envoy generates `x-request-id`
+/// (REQID-1).
+///
+/// ```
+/// let id = mesh_telemetry::trace_context::new_request_id();
+/// let s = id.to_str().unwrap();
+/// assert_eq!((s.len(), &s[14..15]), (36, "4"));
+/// ```
+pub fn new_request_id() -> HeaderValue {
+    let mut rng = Random::thread();
+    let hi = (rng.next_u64() & 0xffff_ffff_ffff_0fff) | 0x0000_0000_0000_4000; // version 4
+    let lo = (rng.next_u64() & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000; // RFC 4122 variant
+    let bits = (u128::from(hi) << 64) | u128::from(lo);
+    let hex = b"0123456789abcdef";
+    let mut buf = [0u8; 36];
+    let mut j = 0;
+    for i in 0..32 {
+        if matches!(i, 8 | 12 | 16 | 20) {
+            buf[j] = b'-';
+            j += 1;
+        }
+        buf[j] = hex[((bits >> (124 - 4 * i)) & 0xf) as usize];
+        j += 1;
+    }
+    HeaderValue::from_bytes(&buf)
+        .unwrap_or_else(|_| HeaderValue::from_static("00000000-0000-4000-8000-000000000000"))
+}
 
 const B3_MULTI: [&HeaderName; 5] = [
     &B3_TRACE_ID,
