@@ -76,8 +76,10 @@ use crate::trace_context::{Propagation, Sampler, SpanContext, X_REQUEST_ID, new_
 pub struct End {
     /// `None` when the service failed before a response.
     status: Option<StatusCode>,
-    /// Response head plus body bytes sent.
-    bytes: u64,
+    /// Response head bytes.
+    head_bytes: u64,
+    /// Response body bytes sent.
+    body_bytes: u64,
     /// The body reached its end (else the client went away first).
     complete: bool,
     grpc_status: Option<u16>,
@@ -95,7 +97,8 @@ pub trait Observe: Send + 'static {
 struct Guard<O: Observe> {
     observer: Option<O>,
     status: Option<StatusCode>,
-    bytes: u64,
+    head_bytes: u64,
+    body_bytes: u64,
     grpc_status: Option<u16>,
 }
 
@@ -104,7 +107,8 @@ impl<O: Observe> Guard<O> {
         if let Some(o) = self.observer.take() {
             o.end(End {
                 status: self.status,
-                bytes: self.bytes,
+                head_bytes: self.head_bytes,
+                body_bytes: self.body_bytes,
                 complete,
                 grpc_status: self.grpc_status,
             });
@@ -120,7 +124,9 @@ impl<O: Observe> Drop for Guard<O> {
 
 impl<O: Observe> std::fmt::Debug for Guard<O> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Guard").field("bytes", &self.bytes).finish()
+        f.debug_struct("Guard")
+            .field("body_bytes", &self.body_bytes)
+            .finish()
     }
 }
 
@@ -142,16 +148,20 @@ impl<B: Body, O: Observe> Body for ObservedBody<B, O> {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
-        let this = self.project();
-        let res = ready!(this.inner.poll_frame(cx));
+        let mut this = self.project();
+        let res = ready!(this.inner.as_mut().poll_frame(cx));
         match &res {
             Some(Ok(frame)) => {
                 if let Some(d) = frame.data_ref() {
-                    this.guard.bytes += bytes::Buf::remaining(d) as u64;
+                    this.guard.body_bytes += bytes::Buf::remaining(d) as u64;
                 } else if let Some(t) = frame.trailers_ref()
                     && let Some(s) = grpc_status(t)
                 {
                     this.guard.grpc_status = Some(s);
+                }
+                // Servers stop polling once the body says it is at its end (hyper does).
+                if this.inner.is_end_stream() {
+                    this.guard.finish(true);
                 }
             }
             None => this.guard.finish(true),
@@ -194,12 +204,13 @@ where
         let mut guard = this.guard.take().unwrap_or(Guard {
             observer: None,
             status: None,
-            bytes: 0,
+            head_bytes: 0,
+            body_bytes: 0,
             grpc_status: None,
         });
         Poll::Ready(res.map(|resp| {
             guard.status = Some(resp.status());
-            guard.bytes = response_head_bytes(&resp);
+            guard.head_bytes = response_head_bytes(&resp);
             guard.grpc_status = grpc_status(resp.headers());
             let ended = resp.body().is_end_stream();
             let mut resp = resp.map(|inner| ObservedBody { inner, guard });
@@ -217,7 +228,8 @@ fn observed<F, O: Observe>(inner: F, observer: O) -> ObservedFuture<F, O> {
         guard: Some(Guard {
             observer: Some(observer),
             status: None,
-            bytes: 0,
+            head_bytes: 0,
+            body_bytes: 0,
             grpc_status: None,
         }),
     }
@@ -471,7 +483,7 @@ impl Observe for MetricsObserver {
             &RequestSample {
                 duration: self.started.elapsed(),
                 request_bytes: self.request_bytes,
-                response_bytes: end.bytes,
+                response_bytes: end.head_bytes + end.body_bytes,
                 trace_id: self.trace,
             },
         );
@@ -577,7 +589,7 @@ impl Observe for AccessLogObserver {
         } else {
             "service_error".to_owned()
         };
-        e.bytes_sent = end.bytes;
+        e.bytes_sent = end.body_bytes;
         e.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         log.write(if json { e.json() } else { e.text() });
     }
