@@ -27,12 +27,9 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use serde_json::{Map, Value};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// One request as the access log shows it. Absent values print as `-`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -168,73 +165,108 @@ impl Entry {
     /// The same fields as one JSON object (DESIGN's keys, LOG-1 in snake_case, plus
     /// `downstream_peer_uri_san` and `trace_id`); absent values are `null`.
     pub fn json(&self) -> String {
-        let s = |v: &str| {
-            if v.is_empty() || v == "-" {
-                Value::Null
-            } else {
-                Value::from(v)
+        let mut j = Json(String::with_capacity(640));
+        j.0.push('{');
+        j.str("start_time", Some(&rfc3339_millis(self.start_time)));
+        j.str("method", Some(&self.method));
+        j.str("path", Some(&self.path));
+        j.str("protocol", Some(self.protocol));
+        j.num("response_code", Some(u64::from(self.response_code)));
+        j.str("response_flags", Some(&self.response_flags));
+        j.str("response_code_details", Some(&self.response_code_details));
+        let o = Option::as_deref;
+        j.str(
+            "connection_termination_details",
+            o(&self.connection_termination_details),
+        );
+        j.str(
+            "upstream_transport_failure_reason",
+            o(&self.upstream_transport_failure_reason),
+        );
+        j.num("bytes_received", Some(self.bytes_received));
+        j.num("bytes_sent", Some(self.bytes_sent));
+        j.num("duration", Some(self.duration_ms));
+        j.num("upstream_service_time", self.upstream_service_time);
+        j.str("x_forwarded_for", o(&self.x_forwarded_for));
+        j.str("user_agent", o(&self.user_agent));
+        j.str("request_id", o(&self.request_id));
+        j.str("authority", o(&self.authority));
+        j.addr("upstream_host", self.upstream_host);
+        j.str("upstream_cluster", o(&self.upstream_cluster));
+        j.addr("upstream_local_address", self.upstream_local_address);
+        j.addr(
+            "downstream_local_address",
+            Some(self.downstream_local_address),
+        );
+        j.addr(
+            "downstream_remote_address",
+            Some(self.downstream_remote_address),
+        );
+        j.str("requested_server_name", o(&self.requested_server_name));
+        j.str("route_name", o(&self.route_name));
+        j.str("downstream_peer_uri_san", o(&self.downstream_peer_uri_san));
+        j.str("trace_id", o(&self.trace_id));
+        j.0.push('}');
+        j.0
+    }
+}
+
+/// A JSON object written straight into a string, keys in LOG-1 order; empty and `-` values
+/// are `null`.
+struct Json(String);
+
+impl Json {
+    fn key(&mut self, key: &str) {
+        if !self.0.ends_with('{') {
+            self.0.push(',');
+        }
+        self.0.push('"');
+        self.0.push_str(key);
+        self.0.push_str("\":");
+    }
+
+    fn str(&mut self, key: &str, v: Option<&str>) {
+        self.key(key);
+        match v.filter(|v| !v.is_empty() && *v != "-") {
+            None => self.0.push_str("null"),
+            Some(v) => {
+                self.0.push('"');
+                for c in v.chars() {
+                    match c {
+                        '"' => self.0.push_str("\\\""),
+                        '\\' => self.0.push_str("\\\\"),
+                        '\n' => self.0.push_str("\\n"),
+                        '\r' => self.0.push_str("\\r"),
+                        '\t' => self.0.push_str("\\t"),
+                        c if u32::from(c) < 0x20 => {
+                            let _ = write!(self.0, "\\u{:04x}", u32::from(c));
+                        }
+                        c => self.0.push(c),
+                    }
+                }
+                self.0.push('"');
             }
-        };
-        let o = |v: Option<&str>| v.map_or(Value::Null, s);
-        let a = |v: Option<SocketAddr>| v.map_or(Value::Null, |a| Value::from(a.to_string()));
-        let mut m = Map::with_capacity(26);
-        m.insert("start_time".into(), rfc3339_millis(self.start_time).into());
-        m.insert("method".into(), s(&self.method));
-        m.insert("path".into(), s(&self.path));
-        m.insert("protocol".into(), self.protocol.into());
-        m.insert("response_code".into(), self.response_code.into());
-        m.insert("response_flags".into(), s(&self.response_flags));
-        m.insert(
-            "response_code_details".into(),
-            s(&self.response_code_details),
-        );
-        m.insert(
-            "connection_termination_details".into(),
-            o(self.connection_termination_details.as_deref()),
-        );
-        m.insert(
-            "upstream_transport_failure_reason".into(),
-            o(self.upstream_transport_failure_reason.as_deref()),
-        );
-        m.insert("bytes_received".into(), self.bytes_received.into());
-        m.insert("bytes_sent".into(), self.bytes_sent.into());
-        m.insert("duration".into(), self.duration_ms.into());
-        m.insert(
-            "upstream_service_time".into(),
-            self.upstream_service_time.map_or(Value::Null, Value::from),
-        );
-        m.insert("x_forwarded_for".into(), o(self.x_forwarded_for.as_deref()));
-        m.insert("user_agent".into(), o(self.user_agent.as_deref()));
-        m.insert("request_id".into(), o(self.request_id.as_deref()));
-        m.insert("authority".into(), o(self.authority.as_deref()));
-        m.insert("upstream_host".into(), a(self.upstream_host));
-        m.insert(
-            "upstream_cluster".into(),
-            o(self.upstream_cluster.as_deref()),
-        );
-        m.insert(
-            "upstream_local_address".into(),
-            a(self.upstream_local_address),
-        );
-        m.insert(
-            "downstream_local_address".into(),
-            self.downstream_local_address.to_string().into(),
-        );
-        m.insert(
-            "downstream_remote_address".into(),
-            self.downstream_remote_address.to_string().into(),
-        );
-        m.insert(
-            "requested_server_name".into(),
-            o(self.requested_server_name.as_deref()),
-        );
-        m.insert("route_name".into(), o(self.route_name.as_deref()));
-        m.insert(
-            "downstream_peer_uri_san".into(),
-            o(self.downstream_peer_uri_san.as_deref()),
-        );
-        m.insert("trace_id".into(), o(self.trace_id.as_deref()));
-        Value::Object(m).to_string()
+        }
+    }
+
+    fn num(&mut self, key: &str, v: Option<u64>) {
+        self.key(key);
+        match v {
+            None => self.0.push_str("null"),
+            Some(n) => {
+                let _ = write!(self.0, "{n}");
+            }
+        }
+    }
+
+    fn addr(&mut self, key: &str, v: Option<SocketAddr>) {
+        self.key(key);
+        match v {
+            None => self.0.push_str("null"),
+            Some(a) => {
+                let _ = write!(self.0, "\"{a}\"");
+            }
+        }
     }
 }
 
@@ -267,23 +299,58 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-/// Lines queued for the writer before new ones are dropped.
-const QUEUE: usize = 8192;
+/// Bytes buffered for the writer before new lines are dropped (the writer is behind).
+const MAX_BUFFERED: usize = 4 << 20;
+/// The writer is woken early once this much is buffered.
+const WAKE_AT: usize = 64 << 10;
+/// The writer writes what is buffered at least this often (Envoy flushes access logs every
+/// second by default; ours is quicker so a person watching sees lines at once).
+const FLUSH_EVERY: Duration = Duration::from_millis(100);
+
+/// Lines waiting for the writer thread.
+#[derive(Debug, Default)]
+struct Buffer {
+    state: Mutex<Pending>,
+    wake: Condvar,
+    dropped: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    bytes: Vec<u8>,
+    /// Every [`AccessLog`] handle is gone: write what is left and stop.
+    closed: bool,
+}
+
+/// Closes the buffer when the last handle goes.
+#[derive(Debug)]
+struct Producer(Arc<Buffer>);
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        self.0
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .closed = true;
+        self.0.wake.notify_one();
+    }
+}
 
 /// Where access-log lines go (`--access-log stdout|off|PATH`).
+///
+/// A line costs the request path one short lock and a copy into a shared buffer; a writer
+/// thread takes the buffer at least every 100 ms (sooner when 64 KiB are waiting) and writes
+/// it with one call. Lines are dropped, and counted, only when 4 MiB are waiting.
 #[derive(Clone, Debug)]
 pub struct AccessLog {
-    tx: Option<SyncSender<String>>,
-    dropped: Arc<AtomicU64>,
+    producer: Option<Arc<Producer>>,
 }
 
 impl AccessLog {
     /// No access log.
     pub fn off() -> AccessLog {
-        AccessLog {
-            tx: None,
-            dropped: Arc::default(),
-        }
+        AccessLog { producer: None }
     }
 
     /// Lines to standard output.
@@ -301,49 +368,79 @@ impl AccessLog {
     }
 
     fn spawn(mut out: Box<dyn std::io::Write + Send>) -> AccessLog {
-        let (tx, rx) = sync_channel::<String>(QUEUE);
+        let buffer = Arc::new(Buffer::default());
+        let shared = Arc::clone(&buffer);
         let spawned = std::thread::Builder::new()
             .name("mesh-access-log".into())
             .spawn(move || {
-                while let Ok(line) = rx.recv() {
-                    let _ = writeln!(out, "{line}");
-                    // Write what is queued, then flush once.
-                    while let Ok(line) = rx.try_recv() {
-                        let _ = writeln!(out, "{line}");
+                let mut spare = Vec::new();
+                loop {
+                    let closed = {
+                        let mut state = shared.state.lock().unwrap_or_else(PoisonError::into_inner);
+                        if state.bytes.is_empty() && !state.closed {
+                            state = shared
+                                .wake
+                                .wait_timeout(state, FLUSH_EVERY)
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .0;
+                        }
+                        std::mem::swap(&mut state.bytes, &mut spare);
+                        state.closed
+                    };
+                    if !spare.is_empty() {
+                        let _ = out.write_all(&spare);
+                        let _ = out.flush();
+                        spare.clear();
                     }
-                    let _ = out.flush();
+                    if closed {
+                        break;
+                    }
                 }
             });
         AccessLog {
-            tx: spawned.ok().map(|_| tx),
-            dropped: Arc::default(),
+            producer: spawned.ok().map(|_| Arc::new(Producer(buffer))),
         }
     }
 
     /// Whether lines are written at all (skip building entries when not).
     pub fn is_enabled(&self) -> bool {
-        self.tx.is_some()
+        self.producer.is_some()
     }
 
-    /// Queues one line; drops it (and counts it) when the writer is behind.
+    /// Queues one line (a newline is added); drops it, and counts it, when the writer is far
+    /// behind.
     pub fn write(&self, line: String) {
-        let Some(tx) = &self.tx else {
+        let Some(p) = &self.producer else {
             return;
         };
-        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = tx.try_send(line) {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+        let buffer = &p.0;
+        let mut state = buffer.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.bytes.len() + line.len() >= MAX_BUFFERED {
+            drop(state);
+            buffer.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        state.bytes.extend_from_slice(line.as_bytes());
+        state.bytes.push(b'\n');
+        let wake = state.bytes.len() >= WAKE_AT;
+        drop(state);
+        if wake {
+            buffer.wake.notify_one();
         }
     }
 
     /// Lines dropped because the writer could not keep up.
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.producer
+            .as_ref()
+            .map_or(0, |p| p.0.dropped.load(Ordering::Relaxed))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     #[test]
     fn log1_text_field_order_and_dashes() {
@@ -376,6 +473,22 @@ mod tests {
         assert_eq!(j["upstream_host"], Value::Null);
         assert_eq!(j["duration"], 7);
         assert_eq!(j.as_object().unwrap().len(), 26);
+    }
+
+    #[test]
+    fn json_escapes_what_clients_send() {
+        let mut e = Entry::new(
+            UNIX_EPOCH,
+            "127.0.0.1:1".parse().unwrap(),
+            "[::1]:2".parse().unwrap(),
+        );
+        e.user_agent = Some("a \"quoted\" \\ agent\u{1}\té".into());
+        e.path = "-".into();
+        let j: Value = serde_json::from_str(&e.json()).unwrap();
+        assert_eq!(j["user_agent"], "a \"quoted\" \\ agent\u{1}\té");
+        assert_eq!(j["path"], Value::Null, "a dash is null");
+        assert_eq!(j["downstream_remote_address"], "[::1]:2");
+        assert_eq!(j["upstream_service_time"], Value::Null);
     }
 
     #[test]
@@ -416,5 +529,24 @@ mod tests {
         assert_eq!(String::from_utf8(text).unwrap(), "one\ntwo\n");
         assert_eq!(log.dropped(), 0);
         assert!(!AccessLog::off().is_enabled());
+    }
+
+    #[test]
+    fn the_last_handle_dropped_writes_what_is_left() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log = AccessLog::spawn(Box::new(Chan(tx)));
+        let other = log.clone();
+        log.write("a".into());
+        drop(log);
+        other.write("b".into());
+        drop(other);
+        let mut text = Vec::new();
+        while let Ok(chunk) = rx.recv_timeout(std::time::Duration::from_secs(5)) {
+            text.extend(chunk);
+            if text.len() >= 4 {
+                break;
+            }
+        }
+        assert_eq!(String::from_utf8(text).unwrap(), "a\nb\n");
     }
 }
