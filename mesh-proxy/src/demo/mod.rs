@@ -145,12 +145,14 @@ impl Demo {
                 .collect();
             settings.app = s.addr;
             settings.inbound = s.endpoint;
+            settings.workload_name = Some(s.name.to_owned());
             sidecars.push((s.name, start(settings, None).await?));
         }
 
         let mut order = base();
         order.service_account = "order-service-sa".into();
         order.labels = [("app".to_owned(), "order-service".to_owned())].into();
+        order.workload_name = Some("order-service-client".into());
         let order_proxy = start(order, None).await?;
 
         let app = samples
@@ -159,6 +161,7 @@ impl Demo {
             .map(|s| s.addr);
         let mut settings = base();
         settings.service_account = "checkout-bff".into();
+        settings.workload_name = Some("checkout-bff".into());
         settings.app = app.unwrap_or(settings.app);
         if well_known_ports {
             settings.outbound = free_or_ephemeral(15001).await;

@@ -52,6 +52,8 @@ pub struct Report {
     pub resilience: Vec<String>,
     /// What mTLS and authorization did: identities, callers seen, decisions.
     pub security: Vec<String>,
+    /// A trace followed across two proxies, and Istio's request counters.
+    pub telemetry: Vec<String>,
     /// The config version the proxy served.
     pub config_version: String,
     /// The proxy's listeners.
@@ -204,10 +206,12 @@ pub(super) async fn drive(demo: &Demo, n: usize) -> Report {
     }
     let resilience = resilience_lines(demo, &client).await;
     let security = security_lines(demo, &client).await;
+    let telemetry = telemetry_lines(demo, &client).await;
     Report {
         scenarios,
         resilience,
         security,
+        telemetry,
         config_version: demo.proxy.config_version(),
         listeners: format!(
             "outbound {}  inbound {}  admin {}",
@@ -286,8 +290,102 @@ impl Report {
                 let _ = writeln!(out, "   {line}");
             }
         }
+        if !self.telemetry.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nObservability: W3C trace context through every hop, Istio's metrics on every proxy"
+            );
+            for line in &self.telemetry {
+                let _ = writeln!(out, "   {line}");
+            }
+        }
         out
     }
+}
+
+/// One sampled request followed from the checkout-bff proxy to the order-service sidecar that
+/// served it (its trace id is the exemplar of that sidecar's duration bucket), then the
+/// request counters both reporters keep for order-service.
+async fn telemetry_lines(demo: &Demo, client: &Client<HttpConnector, Empty<Bytes>>) -> Vec<String> {
+    let mut lines = Vec::new();
+    let trace = format!(
+        "{:032x}",
+        mesh_core::random::Random::thread().next_u64() | 1 << 63
+    );
+    let out = demo.proxy.outbound_addr();
+    let req = Request::get(format!("http://{out}/api/v1/orders"))
+        .header(HOST, "order-service:8080")
+        .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-01"))
+        .body(Empty::<Bytes>::new());
+    if let Ok(req) = req
+        && let Ok(resp) = client.request(req).await
+    {
+        let _ = resp.into_body().collect().await;
+    }
+    lines.push(format!(
+        "trace {trace}: sent through the checkout-bff proxy with traceparent …-01 (sampled)"
+    ));
+    // The duration is recorded when the response ends: give the sidecar a moment.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    for (name, sidecar) in &demo.sidecars {
+        if !name.starts_with("order-service") {
+            continue;
+        }
+        let Ok(req) = Request::get(format!("http://{}/stats/prometheus", sidecar.admin_addr()))
+            .header("accept", "application/openmetrics-text")
+            .body(Empty::<Bytes>::new())
+        else {
+            continue;
+        };
+        let Ok(resp) = client.request(req).await else {
+            continue;
+        };
+        let text = resp
+            .into_body()
+            .collect()
+            .await
+            .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
+            .unwrap_or_default();
+        if text.contains(&format!("trace_id=\"{trace}\"")) {
+            lines.push(format!(
+                "   … reached {name}'s sidecar (reporter=destination) with the same trace id: it is the exemplar of its istio_request_duration_milliseconds bucket"
+            ));
+        }
+    }
+    let text = fetch(client, demo.proxy.admin_addr(), "/stats/prometheus").await;
+    lines.push(
+        "istio_requests_total on the checkout-bff proxy (reporter=source), by destination:".into(),
+    );
+    let mut rows: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    for l in text
+        .lines()
+        .filter(|l| l.starts_with("istio_requests_total{"))
+    {
+        let key = format!(
+            "destination_workload=\"{}\" response_code=\"{}\" response_flags=\"{}\" destination_principal=\"{}\"",
+            label(l, "destination_workload"),
+            label(l, "response_code"),
+            label(l, "response_flags"),
+            label(l, "destination_principal"),
+        );
+        let v = l
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        *rows.entry(key).or_default() += v as u64;
+    }
+    for (k, v) in rows {
+        lines.push(format!("   {k}  {v}"));
+    }
+    lines
+}
+
+/// A label's value in one Prometheus sample line (`-` when absent).
+fn label<'a>(line: &'a str, key: &str) -> &'a str {
+    line.split_once(&format!("{key}=\""))
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map_or("-", |(v, _)| v)
 }
 
 /// One line per payment-service instance: the tries it got and its health in `/clusters`.

@@ -466,6 +466,15 @@ async fn demo_exit_prints_the_report() {
     );
     assert!(stdout.contains("404"), "{stdout}");
     assert!(stdout.contains("p99"), "{stdout}");
+    // The trace followed across two proxies, and Istio's counters (MET-1, TRACE-5).
+    assert!(
+        stdout.contains("with the same trace id"),
+        "the sampled trace reached the order-service sidecar: {stdout}"
+    );
+    assert!(
+        stdout.contains(r#"destination_workload="order-service-v1" response_code="200""#),
+        "{stdout}"
+    );
 }
 
 #[cfg(unix)]
