@@ -48,10 +48,11 @@ pub struct RunArgs {
     /// The workload this proxy stands for.
     #[command(flatten)]
     pub workload: WorkloadArgs,
-    /// The workload's name.
+    /// The workload's name in metric labels (`source_workload`/`destination_workload`;
+    /// default: the `app` label).
     #[arg(long, env = "MESH_WORKLOAD_NAME")]
     pub workload_name: Option<String>,
-    /// The cluster's name.
+    /// The cluster's name in metric labels (default `Kubernetes`, as Istio's).
     #[arg(long, env = "MESH_CLUSTER_NAME")]
     pub cluster_name: Option<String>,
     /// Outbound listener (point the app's HTTP_PROXY here).

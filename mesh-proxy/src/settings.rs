@@ -34,9 +34,9 @@ pub struct ProxySettings {
     pub trust_domain: String,
     /// Istio's root namespace (mesh-wide policies).
     pub root_namespace: String,
-    /// The workload's name (metrics labels; defaults to the service account).
+    /// The workload's name in metric labels (default: the `app` label, else `unknown`; MET-4).
     pub workload_name: Option<String>,
-    /// The cluster's name (metrics labels).
+    /// The cluster's name in metric labels (default `Kubernetes`, Istio's).
     pub cluster_name: Option<String>,
     /// Outbound listener (the local app's traffic to the mesh).
     pub outbound: SocketAddr,
