@@ -14,13 +14,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
-use http::header::{HOST, USER_AGENT};
-use http::{HeaderMap, Request, Response, Version};
-use mesh_core::extensions::PeerIdentity;
+use http::{HeaderMap, Request, Response};
 use mesh_core::random::Random;
 use mesh_core::registry::Cluster;
 use mesh_identity::spiffe::SpiffeId;
 use mesh_telemetry::access_log::{AccessLog, Entry};
+use mesh_telemetry::layer::{request_head_bytes, response_head_bytes};
 use mesh_telemetry::metrics::{
     IstioMetrics, Labels, Reporter, RequestLabels, RequestProtocol, RequestSample, SecurityPolicy,
     Workload,
@@ -127,59 +126,9 @@ pub(crate) fn begin<B>(
 
 /// The access-log fields known when the request arrives.
 fn log_entry<B>(req: &Request<B>, conn: &Connection, span: &SpanContext) -> Entry {
-    let d = &conn.downstream;
-    let mut entry = Entry::new(SystemTime::now(), d.local, d.remote);
-    let header = |name: &http::HeaderName| {
-        req.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    entry.method = req.method().as_str().to_owned();
-    entry.path = req
-        .uri()
-        .path_and_query()
-        .map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned());
-    entry.protocol = match req.version() {
-        Version::HTTP_2 => "HTTP/2",
-        Version::HTTP_10 => "HTTP/1.0",
-        Version::HTTP_3 => "HTTP/3",
-        _ => "HTTP/1.1",
-    };
-    entry.x_forwarded_for = header(&http::HeaderName::from_static("x-forwarded-for"));
-    entry.user_agent = header(&USER_AGENT);
-    entry.request_id = header(&X_REQUEST_ID);
-    entry.authority = req
-        .uri()
-        .authority()
-        .map(|a| a.as_str().to_owned())
-        .or_else(|| header(&HOST));
-    entry.requested_server_name = d.sni.as_deref().map(str::to_owned);
-    entry.downstream_peer_uri_san = d.peer.as_ref().map(|p: &PeerIdentity| p.uri().to_owned());
+    let mut entry = Entry::from_request(req, Some(&conn.downstream));
     entry.trace_id = Some(span.trace_id().to_string());
     entry
-}
-
-/// The size of a request head as an HTTP/1.1 client writes it: request line, header lines
-/// and the blank line (HTTP/2 sends the same fields compressed; Envoy counts those bytes).
-fn request_head_bytes<B>(req: &Request<B>) -> u64 {
-    let target = req.uri().path_and_query().map_or(1, |p| p.as_str().len());
-    let line = req.method().as_str().len() + 1 + target + 1 + 8 + 2;
-    (line + fields_bytes(req.headers()) + 2) as u64
-}
-
-/// The size of a response head as an HTTP/1.1 server writes it.
-fn response_head_bytes<B>(resp: &Response<B>) -> u64 {
-    let reason = resp.status().canonical_reason().map_or(0, str::len);
-    let line = 8 + 1 + 3 + 1 + reason + 2;
-    (line + fields_bytes(resp.headers()) + 2) as u64
-}
-
-fn fields_bytes(headers: &HeaderMap) -> usize {
-    headers
-        .iter()
-        .map(|(k, v)| k.as_str().len() + 2 + v.len() + 2)
-        .sum()
 }
 
 /// The request body's byte counter, read from the request extensions by the body wrappers.

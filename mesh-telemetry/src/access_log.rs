@@ -31,6 +31,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use mesh_core::extensions::Downstream;
+
 /// One request as the access log shows it. Absent values print as `-`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -121,6 +123,48 @@ impl Entry {
             downstream_peer_uri_san: None,
             trace_id: None,
         }
+    }
+
+    /// An entry with what a request carries when it arrives: method, path (before any
+    /// rewrite), protocol, `x-forwarded-for`, `user-agent`, `x-request-id`, authority, and from
+    /// its connection (when known) the addresses, SNI and mTLS peer. Started now.
+    pub fn from_request<B>(req: &http::Request<B>, conn: Option<&Downstream>) -> Entry {
+        let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
+        let mut e = Entry::new(
+            SystemTime::now(),
+            conn.map_or(unspecified, |c| c.local),
+            conn.map_or(unspecified, |c| c.remote),
+        );
+        let header = |name: &str| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        e.method = req.method().as_str().to_owned();
+        e.path = req
+            .uri()
+            .path_and_query()
+            .map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned());
+        e.protocol = match req.version() {
+            http::Version::HTTP_2 => "HTTP/2",
+            http::Version::HTTP_10 => "HTTP/1.0",
+            http::Version::HTTP_3 => "HTTP/3",
+            _ => "HTTP/1.1",
+        };
+        e.x_forwarded_for = header("x-forwarded-for");
+        e.user_agent = header("user-agent");
+        e.request_id = header("x-request-id");
+        e.authority = req
+            .uri()
+            .authority()
+            .map(|a| a.as_str().to_owned())
+            .or_else(|| header("host"));
+        if let Some(c) = conn {
+            e.requested_server_name = c.sni.as_deref().map(str::to_owned);
+            e.downstream_peer_uri_san = c.peer.as_ref().map(|p| p.uri().to_owned());
+        }
+        e
     }
 
     /// Istio's default text format (LOG-1), without a newline.

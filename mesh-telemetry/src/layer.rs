@@ -47,14 +47,12 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::task::{Context, Poll, ready};
-use std::time::SystemTime;
 
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, USER_AGENT};
-use http::{HeaderMap, HeaderName, Request, Response, StatusCode, Version};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::{HeaderMap, Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use mesh_core::extensions::{Downstream, PeerIdentity};
 use mesh_core::random::Random;
@@ -253,17 +251,22 @@ fn fields_bytes(headers: &HeaderMap) -> u64 {
         .sum()
 }
 
-/// A request's size as an HTTP/1.1 client writes it: request line, header lines, blank line,
-/// and the body's `content-length`.
-pub fn request_bytes<B>(req: &Request<B>) -> u64 {
+/// A request head's size as an HTTP/1.1 client writes it: request line, header lines, blank
+/// line (HTTP/2 sends the same fields compressed; Envoy counts those bytes).
+pub fn request_head_bytes<B>(req: &Request<B>) -> u64 {
     let target = req.uri().path_and_query().map_or(1, |p| p.as_str().len()) as u64;
+    req.method().as_str().len() as u64 + target + 12 + fields_bytes(req.headers()) + 2
+}
+
+/// A request's size: [`request_head_bytes`] and the body's `content-length`.
+pub fn request_bytes<B>(req: &Request<B>) -> u64 {
     let body = req
         .headers()
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(0);
-    req.method().as_str().len() as u64 + target + 12 + fields_bytes(req.headers()) + 2 + body
+    request_head_bytes(req) + body
 }
 
 /// A response head's size as an HTTP/1.1 server writes it: status line, header lines, blank
@@ -621,51 +624,17 @@ where
     }
 }
 
-/// The access-log fields a request carries.
+/// The access-log fields a request carries, and the trace id of a [`TraceContextLayer`]
+/// outside this one.
 fn entry<B>(req: &Request<B>) -> Entry {
-    let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
-    let conn = req.extensions().get::<Downstream>();
-    let mut e = Entry::new(
-        SystemTime::now(),
-        conn.map_or(unspecified, |c| c.local),
-        conn.map_or(unspecified, |c| c.remote),
-    );
-    let header = |name: &HeaderName| {
-        req.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    e.method = req.method().as_str().to_owned();
-    e.path = req
-        .uri()
-        .path_and_query()
-        .map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned());
-    e.protocol = match req.version() {
-        Version::HTTP_2 => "HTTP/2",
-        Version::HTTP_10 => "HTTP/1.0",
-        Version::HTTP_3 => "HTTP/3",
-        _ => "HTTP/1.1",
-    };
+    let mut e = Entry::from_request(req, req.extensions().get::<Downstream>());
     e.bytes_received = req
         .headers()
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    e.x_forwarded_for = header(&HeaderName::from_static("x-forwarded-for"));
-    e.user_agent = header(&USER_AGENT);
-    e.request_id = header(&X_REQUEST_ID);
-    e.authority = req
-        .uri()
-        .authority()
-        .map(|a| a.as_str().to_owned())
-        .or_else(|| header(&HOST));
     e.route_name = Some("default".to_owned());
-    if let Some(c) = conn {
-        e.requested_server_name = c.sni.as_deref().map(str::to_owned);
-        e.downstream_peer_uri_san = c.peer.as_ref().map(|p| p.uri().to_owned());
-    }
     e.trace_id = req
         .extensions()
         .get::<SpanContext>()
